@@ -1,0 +1,3 @@
+module example.com/sample-server
+
+go 1.19

@@ -1,0 +1,1 @@
+//! Local Docker engine access through bollard: load an image archive, run a container.

@@ -1,0 +1,2 @@
+//! ECR: registry-host recognition, credentials from GetAuthorizationToken (aws-sdk-ecr), and
+//! repository creation.

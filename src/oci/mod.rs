@@ -1,0 +1,2 @@
+//! OCI images: layers, config, manifest, and the writers for OCI layouts and docker archives,
+//! plus reading them back for `push --from`.

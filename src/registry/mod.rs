@@ -1,0 +1,1 @@
+//! The OCI distribution protocol client: blob and manifest upload, and registry auth.

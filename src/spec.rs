@@ -1,0 +1,1 @@
+//! Declarative image specs (`images/NAME.toml`): what `imgbuild build SPEC` reads.
