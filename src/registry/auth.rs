@@ -186,6 +186,15 @@ pub fn from_docker_config(registry: &str) -> Result<Option<Credentials>, Error> 
 
 /// [`from_docker_config`] reading the config at `path`.
 pub fn from_docker_config_at(path: &Path, registry: &str) -> Result<Option<Credentials>, Error> {
+    lookup(path, registry, None)
+}
+
+/// The lookup, running credential helpers from `helper_dir` instead of `PATH` when given.
+fn lookup(
+    path: &Path,
+    registry: &str,
+    helper_dir: Option<&Path>,
+) -> Result<Option<Credentials>, Error> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -215,14 +224,14 @@ pub fn from_docker_config_at(path: &Path, registry: &str) -> Result<Option<Crede
         .iter()
         .find(|(k, _)| is_same_registry(k, registry))
     {
-        return run_helper(helper, &server_url(Some(key)));
+        return run_helper(helper, &server_url(Some(key)), helper_dir);
     }
     let entry = config
         .auths
         .iter()
         .find(|(k, _)| is_same_registry(k, registry));
     if let Some(store) = &config.creds_store {
-        if let Some(creds) = run_helper(store, &server_url(entry.map(|(k, _)| k)))? {
+        if let Some(creds) = run_helper(store, &server_url(entry.map(|(k, _)| k)), helper_dir)? {
             return Ok(Some(creds));
         }
     }
@@ -263,13 +272,18 @@ pub fn from_docker_config_at(path: &Path, registry: &str) -> Result<Option<Crede
 }
 
 /// Runs `docker-credential-NAME get` with `server_url` on stdin.
-fn run_helper(name: &str, server_url: &str) -> Result<Option<Credentials>, Error> {
+fn run_helper(
+    name: &str,
+    server_url: &str,
+    helper_dir: Option<&Path>,
+) -> Result<Option<Credentials>, Error> {
     let program = format!("docker-credential-{name}");
+    let executable = helper_dir.map_or_else(|| PathBuf::from(&program), |d| d.join(&program));
     let fail = |detail: String| Error::CredentialHelper {
         helper: program.clone(),
         detail,
     };
-    let mut child = Command::new(&program)
+    let mut child = Command::new(&executable)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -385,15 +399,12 @@ mod tests {
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, r#"{"credHelpers": {"h.example": "imgbuildtest"}}"#).unwrap();
-        let old = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![dir.path().to_path_buf()];
-        paths.extend(std::env::split_paths(&old));
-        // Only this test changes PATH, and only by prepending a directory of its own.
-        std::env::set_var("PATH", std::env::join_paths(paths).unwrap());
-        let c = from_docker_config_at(&path, "h.example").unwrap().unwrap();
+        let c = lookup(&path, "h.example", Some(dir.path()))
+            .unwrap()
+            .unwrap();
         assert_eq!(c, Credentials::basic("u", "p"));
         std::fs::write(&path, r#"{"credsStore": "imgbuildtest"}"#).unwrap();
-        assert!(from_docker_config_at(&path, "other.example")
+        assert!(lookup(&path, "other.example", Some(dir.path()))
             .unwrap()
             .is_none());
     }
