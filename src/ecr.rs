@@ -156,8 +156,9 @@ where
 {
     let code = err.code().map(str::to_string);
     let mut detail = DisplayErrorContext(&err).to_string();
-    if detail.contains("no providers in chain provided credentials")
-        || detail.contains("failed to load credentials")
+    if detail.contains("no credentials found in chain")
+        || detail.contains("no providers in chain provided credentials")
+        || detail.contains("CredentialsNotLoaded")
     {
         detail = "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
                   AWS_SECRET_ACCESS_KEY, or run where a role is available (CodeBuild, ECS, EC2)"

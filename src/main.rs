@@ -41,21 +41,6 @@ fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
     use std::io::IsTerminal;
 
     let reference = Reference::parse(&args.reference)?;
-    let image = match &args.from {
-        Some(source) => oci::read::open(source).with_context(|| format!("reading {source}"))?,
-        None => bail!(
-            "push: building in the same command is not available yet: build with `imgbuild build \
-             -o oci:DIR`, then `imgbuild push --from oci:DIR {}`",
-            args.reference
-        ),
-    };
-    let root = image.root().digest.clone();
-    if let Some(d) = reference.digest.as_ref().filter(|d| **d != root) {
-        bail!(
-            "{} names digest {d}, but the image's digest is {root}",
-            args.reference
-        );
-    }
     let mut tags: Vec<String> = reference.tag.iter().cloned().collect();
     for t in &args.tags {
         reference.with_tag(t)?;
@@ -69,6 +54,21 @@ fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
         bail!(
             "--create-repository applies to ECR registries only; {registry_host} is not one \
              (other registries create a repository on its first push)"
+        );
+    }
+    let image = match &args.from {
+        Some(source) => oci::read::open(source).with_context(|| format!("reading {source}"))?,
+        None => bail!(
+            "push: building in the same command is not available yet: build with `imgbuild build \
+             -o oci:DIR`, then `imgbuild push --from oci:DIR {}`",
+            args.reference
+        ),
+    };
+    let root = image.root().digest.clone();
+    if let Some(d) = reference.digest.as_ref().filter(|d| **d != root) {
+        bail!(
+            "{} names digest {d}, but the image's digest is {root}",
+            args.reference
         );
     }
     let options = registry::Options {

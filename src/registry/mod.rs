@@ -353,7 +353,7 @@ impl Client {
             .use_rustls_tls()
             .user_agent(concat!("imgbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(300))
+            .read_timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(options.jobs.max(1) * 2)
             .build()
             .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
