@@ -407,3 +407,166 @@ fn bundle_closure_of_musl_dynamic() {
     assert_eq!(Some(files[0].image_path.as_str()), a.interpreter.as_deref());
     assert!(files[0].host_path.is_file());
 }
+
+/// SplitMix64: a tiny deterministic PRNG, so every run mutates the same way.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Offsets worth corrupting in an ELF64 little-endian file: header fields, program header
+/// fields, dynamic entries and the Go build info header.
+fn interesting_offsets(data: &[u8]) -> Vec<(usize, usize)> {
+    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(data[o..o + 8].try_into().unwrap()) as usize;
+    // e_entry, e_phoff, e_shoff, e_flags, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx.
+    let mut v = vec![
+        (0x18, 8),
+        (0x20, 8),
+        (0x28, 8),
+        (0x30, 4),
+        (0x36, 2),
+        (0x38, 2),
+        (0x3a, 2),
+        (0x3c, 2),
+        (0x3e, 2),
+        (0x10, 2),
+        (0x12, 2),
+    ];
+    let (phoff, phnum) = (u64_at(0x20), u16_at(0x38));
+    for i in 0..phnum {
+        let ph = phoff + i * 56;
+        // p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align.
+        v.extend([
+            (ph, 4),
+            (ph + 4, 4),
+            (ph + 8, 8),
+            (ph + 16, 8),
+            (ph + 32, 8),
+            (ph + 40, 8),
+            (ph + 48, 8),
+        ]);
+        if u32::from_le_bytes(data[ph..ph + 4].try_into().unwrap()) == 2 {
+            // PT_DYNAMIC: the first entries' tags and values.
+            let off = u64_at(ph + 8);
+            for e in 0..16 {
+                if off + e * 16 + 16 <= data.len() {
+                    v.extend([(off + e * 16, 8), (off + e * 16 + 8, 8)]);
+                }
+            }
+        }
+    }
+    if let Some(pos) = data.windows(14).position(|w| w == b"\xff Go buildinf:") {
+        v.extend((14..48).map(|i| (pos + i, 1)));
+        v.extend([(pos + 16, 8), (pos + 24, 8), (pos + 32, 4)]);
+    }
+    v
+}
+
+/// Property: mutated real binaries (truncations, byte flips, header fields overwritten with
+/// huge or off-by-one values) never make `analyze` or `check` panic, and both return (the
+/// parsers are linear, so the case count bounds the time; no clock is involved).
+#[test]
+fn analyze_never_panics_on_mutated_binaries() {
+    let fixtures: [(PathBuf, usize); 6] = [
+        (c_program(CBuild::GccDynamic), 2000),
+        (c_program(CBuild::GccStaticPie), 1000),
+        (c_program(CBuild::MuslDynamic), 1000),
+        (c_program(CBuild::MuslStatic), 1000),
+        (go_server(GoBuild::Cgo), 500),
+        (go_server(GoBuild::StaticStripped), 300),
+    ];
+    let mut rng = Rng(0x1f2e_3d4c_5b6a_7988);
+    let huge = [
+        u64::MAX,
+        u64::MAX / 2,
+        u32::MAX as u64,
+        0x7fff_ffff,
+        0xffff,
+        0x8000_0000_0000_0000,
+    ];
+    let mut outcomes = [0usize; 2];
+    for (path, cases) in fixtures {
+        let mut data = std::fs::read(&path).unwrap();
+        let fields = interesting_offsets(&data);
+        let len = data.len();
+        for case in 0..cases {
+            let mut saved: Vec<(usize, Vec<u8>)> = Vec::new();
+            let mut end = len;
+            match case % 4 {
+                0 => {
+                    end = if rng.below(2) == 0 {
+                        rng.below(4096.min(len))
+                    } else {
+                        rng.below(len)
+                    }
+                }
+                1 => {
+                    for _ in 0..1 + rng.below(16) {
+                        let at = if rng.below(2) == 0 {
+                            rng.below(4096.min(len))
+                        } else {
+                            rng.below(len)
+                        };
+                        saved.push((at, vec![data[at]]));
+                        data[at] ^= 1 << rng.below(8);
+                    }
+                }
+                _ => {
+                    for _ in 0..1 + rng.below(3) {
+                        let (at, width) = fields[rng.below(fields.len())];
+                        if at + width > len {
+                            continue;
+                        }
+                        let value = match rng.below(4) {
+                            0 => huge[rng.below(huge.len())],
+                            1 => len as u64 + rng.below(64) as u64 - 32,
+                            2 => rng.next(),
+                            _ => u64::from_le_bytes(
+                                data[at..at + width]
+                                    .iter()
+                                    .chain([0; 8].iter())
+                                    .take(8)
+                                    .copied()
+                                    .collect::<Vec<_>>()
+                                    .try_into()
+                                    .unwrap(),
+                            )
+                            .wrapping_add(rng.below(3) as u64)
+                            .wrapping_sub(1),
+                        };
+                        saved.push((at, data[at..at + width].to_vec()));
+                        data[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+                    }
+                }
+            }
+            let input = &data[..end];
+            match elf::analyze(input) {
+                Ok(a) => {
+                    outcomes[0] += 1;
+                    let _ = elf::check("x", &a, &ImageRoot::default(), None);
+                    let _ = elf::runs_in_empty_image(&a);
+                }
+                Err(e) => {
+                    outcomes[1] += 1;
+                    assert_eq!(e.to_string().lines().count(), 1, "one-line error: {e}");
+                }
+            }
+            for (at, bytes) in saved.into_iter().rev() {
+                data[at..at + bytes.len()].copy_from_slice(&bytes);
+            }
+        }
+    }
+    // Both outcomes occur: the mutations reach past the first checks.
+    assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
+}

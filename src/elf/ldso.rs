@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
-use super::{analyze, Analysis, Error, Format, Libc, Linkage, MAX_FILE_SIZE};
+use super::{analyze_library, Analysis, Error, Format, Libc, Linkage, MAX_FILE_SIZE};
 
 /// Symlinks followed while resolving one path (the kernel's limit).
 const MAX_SYMLINKS: usize = 40;
@@ -423,12 +423,13 @@ impl<'r> Loader<'r> {
         list
     }
 
-    /// The analysis of the library at `path` when it exists and suits the executable.
-    fn load(&self, path: &str) -> Option<Analysis> {
+    /// The analysis and DT_SONAME of the library at `path` when it exists and suits the
+    /// executable.
+    fn load(&self, path: &str) -> Option<(Analysis, Option<String>)> {
         let data = self.root.read(path)?;
-        let a = analyze(&data).ok()?;
+        let a = analyze_library(&data).ok()?;
         let fits = a.format == Format::Elf && a.bits == self.bits && a.platform == self.platform;
-        fits.then_some(a)
+        fits.then(|| (a, soname(&data)))
     }
 
     /// Whether the loader itself provides `name` (musl's libc and its merged libraries).
@@ -661,8 +662,8 @@ pub(crate) fn closure(root: &dyn RootFs, exe: &Analysis, exe_path: Option<&str>)
             };
             loaded.insert(name.clone());
             match hit {
-                Some((path, via, lib)) => {
-                    if let Some(s) = root.read(&path).and_then(|d| soname(&d)) {
+                Some((path, via, (lib, lib_soname))) => {
+                    if let Some(s) = lib_soname {
                         loaded.insert(s);
                     }
                     out.found.push(Found {
@@ -801,6 +802,241 @@ mod tests {
         assert!(glob_match(b"*", b""));
         assert!(!glob_match(b"[abc", b"a"));
         assert!(glob_match(b"*a*b*c", b"xxaxxbxxc"));
+    }
+
+    use crate::elf::testelf::{build, Spec};
+    use crate::elf::{analyze, check};
+    use std::os::unix::fs::symlink;
+
+    fn lib(soname: &str, needed: &[&str], runpath: Option<&str>) -> Vec<u8> {
+        build(&Spec {
+            soname: Some(soname.into()),
+            needed: needed.iter().map(|s| s.to_string()).collect(),
+            runpath: runpath.map(str::to_string),
+            entry: 0,
+            ..Spec::amd64()
+        })
+    }
+
+    /// A root tree exercising the loader's rules: an absolute /lib64 symlink, ld.so.conf with
+    /// an include glob and a relative include, $ORIGIN, a wrong-class library shadowing the
+    /// right one, and a transitive dependency.
+    fn tree() -> (tempfile::TempDir, HostRoot, Analysis) {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |path: &str, data: &[u8]| {
+            let p = dir.path().join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, data).unwrap();
+        };
+        let gnu = "/lib/x86_64-linux-gnu";
+        put(
+            &format!("{gnu}/ld-linux-x86-64.so.2"),
+            &lib("ld-linux-x86-64.so.2", &[], None),
+        );
+        put(
+            &format!("{gnu}/libc.so.6"),
+            &lib("libc.so.6", &["ld-linux-x86-64.so.2"], None),
+        );
+        symlink(gnu, dir.path().join("lib64")).unwrap();
+        put(
+            "/etc/ld.so.conf",
+            b"# comment\ninclude /etc/ld.so.conf.d/*.conf\n",
+        );
+        put("/etc/ld.so.conf.d/a.conf", b"/opt/a/lib\n");
+        put(
+            "/etc/ld.so.conf.d/b.conf",
+            b"include ../more.conf # relative\n",
+        );
+        put("/etc/ld.so.conf.d/ignored.txt", b"/nowhere\n");
+        put("/etc/more.conf", b"/opt/b:/opt/c\n");
+        put(
+            "/opt/a/lib/libx.so.1",
+            &lib(
+                "libx.so.1",
+                &["libz.so.1", "libc.so.6"],
+                Some("$ORIGIN/../private"),
+            ),
+        );
+        put("/opt/a/private/libz.so.1", &lib("libz.so.1", &[], None));
+        put("/opt/b/liby.so.2", &lib("liby.so.2", &["libc.so.6"], None));
+        // A 32-bit libw earlier in the search list than the 64-bit one: skipped, like ld.so.
+        put(
+            &format!("{gnu}/libw.so.0"),
+            &build(&Spec {
+                is32: true,
+                machine: 3,
+                soname: Some("libw.so.0".into()),
+                ..Spec::amd64()
+            }),
+        );
+        put("/usr/lib/libw.so.0", &lib("libw.so.0", &[], None));
+        let exe = analyze(&build(&Spec {
+            interp: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needed: vec![
+                "libx.so.1".into(),
+                "liby.so.2".into(),
+                "libw.so.0".into(),
+                "libc.so.6".into(),
+            ],
+            ..Spec::amd64()
+        }))
+        .unwrap();
+        let root = HostRoot(dir.path().to_path_buf());
+        (dir, root, exe)
+    }
+
+    #[test]
+    fn ld_so_conf_with_includes() {
+        let (_dir, root, _) = tree();
+        assert_eq!(ld_so_conf(&root), ["/opt/a/lib", "/opt/b", "/opt/c"]);
+    }
+
+    #[test]
+    fn closure_follows_loader_rules() {
+        let (_dir, root, exe) = tree();
+        let c = closure(&root, &exe, None);
+        assert!(c.missing.is_empty(), "{c:?}");
+        let found: Vec<(&str, &str, Via)> = c
+            .found
+            .iter()
+            .map(|f| (f.name.as_str(), f.path.as_str(), f.via))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("libx.so.1", "/opt/a/lib/libx.so.1", Via::Config),
+                ("liby.so.2", "/opt/b/liby.so.2", Via::Config),
+                ("libw.so.0", "/usr/lib/libw.so.0", Via::Default),
+                ("libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6", Via::Default),
+                (
+                    "libz.so.1",
+                    "/opt/a/lib/../private/libz.so.1"
+                        .replace("/lib/..", "")
+                        .as_str(),
+                    Via::Origin
+                ),
+            ]
+        );
+        assert!(check("/app", &exe, &root, None).is_empty());
+    }
+
+    #[test]
+    fn missing_transitive_library_names_its_parent() {
+        let (dir, root, exe) = tree();
+        std::fs::remove_file(dir.path().join("opt/a/private/libz.so.1")).unwrap();
+        let problems = check("app", &exe, &root, None);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].kind, "missing-library");
+        let m = &problems[0].message;
+        assert!(
+            m.contains("libz.so.1 (needed by /opt/a/lib/libx.so.1)"),
+            "{m}"
+        );
+        assert!(m.contains("/opt/a/private"), "searched dirs listed: {m}");
+    }
+
+    #[test]
+    fn host_root_keeps_absolute_symlinks_inside() {
+        let (dir, root, _) = tree();
+        // /lib64 -> /lib/x86_64-linux-gnu is absolute: it must resolve inside the root.
+        assert!(root.exists("/lib64/ld-linux-x86-64.so.2"));
+        assert_eq!(
+            root.resolve("/lib64/libc.so.6").unwrap(),
+            dir.path().join("lib/x86_64-linux-gnu/libc.so.6")
+        );
+        // Links to files that exist on the real host but not in the root find nothing.
+        symlink("/etc/hostname", dir.path().join("abs")).unwrap();
+        symlink("../../../../../../etc/hostname", dir.path().join("rel")).unwrap();
+        symlink("loop", dir.path().join("loop")).unwrap();
+        for p in ["/abs", "/rel", "/loop", "/../etc/hostname"] {
+            assert!(root.read(p).is_none() && !root.exists(p), "{p}");
+        }
+        assert_eq!(
+            root.list_dir("/lib64"),
+            ["ld-linux-x86-64.so.2", "libc.so.6", "libw.so.0"]
+        );
+    }
+
+    #[test]
+    fn image_root_resolves_directory_symlinks() {
+        let (dir, _, exe) = tree();
+        let mut image = ImageRoot::default();
+        let gnu = dir.path().join("lib/x86_64-linux-gnu");
+        image.files.insert(
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".into(),
+            gnu.join("ld-linux-x86-64.so.2"),
+        );
+        image.files.insert(
+            "/usr/lib/x86_64-linux-gnu/libc.so.6".into(),
+            gnu.join("libc.so.6"),
+        );
+        image.symlinks.insert("/lib".into(), "usr/lib".into());
+        image
+            .symlinks
+            .insert("/lib64".into(), "/lib/x86_64-linux-gnu".into());
+        assert!(image.exists("/lib64/ld-linux-x86-64.so.2"));
+        assert!(image.exists("/usr/lib"));
+        assert_eq!(image.list_dir("/lib"), ["x86_64-linux-gnu"]);
+        let problems = check("app", &exe, &image, None);
+        let missing: Vec<&str> = problems.iter().map(|p| p.kind).collect();
+        assert_eq!(missing, ["missing-library"; 3], "{problems:?}");
+    }
+
+    #[test]
+    fn bundle_places_libraries_where_the_image_loader_looks() {
+        let (dir, root, exe) = tree();
+        let files = bundle_closure(&exe, &root).unwrap();
+        let got: Vec<(&str, PathBuf)> = files
+            .iter()
+            .map(|f| {
+                (
+                    f.image_path.as_str(),
+                    f.host_path.strip_prefix(dir.path()).unwrap().to_path_buf(),
+                )
+            })
+            .collect();
+        let gnu = "/lib/x86_64-linux-gnu";
+        assert_eq!(
+            got,
+            [
+                (
+                    "/lib64/ld-linux-x86-64.so.2",
+                    PathBuf::from("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+                ),
+                (
+                    &*format!("{gnu}/libx.so.1"),
+                    PathBuf::from("opt/a/lib/libx.so.1")
+                ),
+                (
+                    &*format!("{gnu}/liby.so.2"),
+                    PathBuf::from("opt/b/liby.so.2")
+                ),
+                ("/usr/lib/libw.so.0", PathBuf::from("usr/lib/libw.so.0")),
+                (
+                    &*format!("{gnu}/libc.so.6"),
+                    PathBuf::from("lib/x86_64-linux-gnu/libc.so.6")
+                ),
+                (
+                    &*format!("{gnu}/libz.so.1"),
+                    PathBuf::from("opt/a/private/libz.so.1")
+                ),
+            ]
+        );
+        // The bundle alone is a root the binary starts in.
+        let mut image = ImageRoot::default();
+        for f in &files {
+            image
+                .files
+                .insert(f.image_path.clone(), f.host_path.clone());
+        }
+        assert!(check("app", &exe, &image, None).is_empty());
+
+        std::fs::remove_file(dir.path().join("opt/b/liby.so.2")).unwrap();
+        let e = bundle_closure(&exe, &root).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot bundle liby.so.2") && e.contains("/opt/b"),
+            "{e}"
+        );
     }
 
     #[test]
