@@ -312,6 +312,11 @@ fn missing_file_and_directory_fail_clearly() {
     assert!(line.contains("No such file or directory"), "{line}");
     let line = inspect_fails(dir.path());
     assert!(line.contains("a directory"), "{line}");
+    // A FIFO is refused without opening it (opening would block until a writer appears).
+    let fifo = dir.path().join("fifo");
+    run_ok(std::process::Command::new("mkfifo").arg(&fifo));
+    let line = inspect_fails(&fifo);
+    assert!(line.contains("not a regular file"), "{line}");
 }
 
 #[test]
@@ -569,4 +574,102 @@ fn analyze_never_panics_on_mutated_binaries() {
     }
     // Both outcomes occur: the mutations reach past the first checks.
     assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
+}
+
+/// Removes a Docker image when dropped.
+struct DockerImage(String);
+
+impl Drop for DockerImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .output();
+    }
+}
+
+/// Imports the directory `root` as a single-layer image named `tag` (`tar` + `docker import`).
+fn docker_import(root: &Path, tag: &str) -> DockerImage {
+    let archive = root.with_extension("tar");
+    run_ok(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(root)
+            .arg("-cf")
+            .arg(&archive)
+            .arg("."),
+    );
+    run_ok(
+        std::process::Command::new("docker")
+            .arg("import")
+            .arg(&archive)
+            .arg(tag),
+    );
+    DockerImage(tag.to_string())
+}
+
+/// Runs `bin` (with `args`) in two images built by `docker import`: the binary alone, and the
+/// binary plus the files of `bundle_closure`. Returns (bare stderr, bundled stdout), asserting
+/// the first fails and the second succeeds.
+fn run_bare_and_bundled(bin: &Path, args: &[&str]) -> (String, String) {
+    let a = elf::analyze_file(bin).unwrap();
+    assert!(!elf::runs_in_empty_image(&a));
+    let files = elf::bundle_closure(&a, &HostRoot("/".into())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let place = |root: &Path, image_path: &str, host: &Path| {
+        let dest = root.join(image_path.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(host, dest).unwrap();
+    };
+    let bare = dir.path().join("bare");
+    place(&bare, "/app", bin);
+    let bundled = dir.path().join("bundled");
+    place(&bundled, "/app", bin);
+    for f in &files {
+        place(&bundled, &f.image_path, &f.host_path);
+    }
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        bin.file_name().unwrap().to_string_lossy()
+    );
+    let bare_img = docker_import(&bare, &format!("imgbuild-test-elf-bare:{tag}"));
+    let bundled_img = docker_import(&bundled, &format!("imgbuild-test-elf-bundled:{tag}"));
+    let docker_run = |image: &str| {
+        run(std::process::Command::new("docker")
+            .args(["run", "--rm", "--network", "none", image, "/app"])
+            .args(args))
+    };
+    let out = docker_run(&bare_img.0);
+    assert!(!out.status.success(), "bare image must not start");
+    let bare_err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = docker_run(&bundled_img.0);
+    assert!(
+        out.status.success(),
+        "bundled image starts: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (bare_err, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The diagnosis matches the real engine: in an image holding only the cgo server, Docker fails
+/// with exactly the "no such file or directory" that `check` predicts; with the files of
+/// `bundle_closure` added, the server starts.
+#[test]
+fn docker_confirms_diagnosis_and_bundle() {
+    let (bare, bundled) = run_bare_and_bundled(&go_server(GoBuild::Cgo), &["--version"]);
+    assert!(bare.contains("no such file or directory"), "{bare}");
+    assert!(bundled.starts_with("sample-server go1."), "{bundled}");
+}
+
+/// Same with C programs against glibc and against musl (whose loader is its libc).
+#[test]
+fn docker_runs_bundled_c_programs() {
+    for variant in [CBuild::GccDynamic, CBuild::MuslDynamic] {
+        let (bare, bundled) = run_bare_and_bundled(&c_program(variant), &[]);
+        assert!(
+            bare.contains("no such file or directory"),
+            "{variant:?}: {bare}"
+        );
+        assert_eq!(bundled, "hello from C\n", "{variant:?}");
+    }
 }

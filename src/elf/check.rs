@@ -7,7 +7,9 @@
 //! must find every needed library.
 
 use super::ldso::{self, RootFs};
-use super::{analyze, Analysis, Format, ImageRoot, Libc, Linkage, Platform, Problem};
+use super::{
+    analyze, analyze_library, Analysis, Format, ImageRoot, Libc, Linkage, Platform, Problem,
+};
 
 /// How deep `#!` interpreters are followed (the kernel allows a few levels).
 const MAX_SCRIPT_DEPTH: usize = 4;
@@ -91,7 +93,8 @@ fn check_elf(
         return;
     }
     let interp = a.interpreter.as_deref().unwrap_or_default();
-    if !root.exists(interp) {
+    let loader = root.read(interp);
+    if loader.is_none() {
         let needs = if a.needed.is_empty() {
             String::new()
         } else {
@@ -102,6 +105,25 @@ fn check_elf(
             message: format!(
                 "`{name}` is dynamically linked (interpreter {interp}{needs}), which this image \
                  does not contain, so it would fail with \"no such file or directory\": {}",
+                static_fix(a)
+            ),
+        });
+        return;
+    }
+    let loader = loader.and_then(|d| analyze_library(&d).ok());
+    if loader
+        .as_ref()
+        .is_none_or(|l| l.platform != a.platform || l.bits != a.bits)
+    {
+        problems.push(Problem {
+            kind: "missing-interpreter",
+            message: format!(
+                "`{name}` needs the program interpreter {interp}, but the file at that path in \
+                 this image is not a dynamic loader for {}: replace it with the loader of the C \
+                 library `{name}` was built against, or {}",
+                a.platform
+                    .as_ref()
+                    .map_or_else(|| "this machine".into(), Platform::to_string),
                 static_fix(a)
             ),
         });

@@ -936,6 +936,19 @@ mod tests {
     }
 
     #[test]
+    fn interpreter_that_is_not_a_loader() {
+        let (dir, root, exe) = tree();
+        let ld = dir.path().join("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+        std::fs::write(&ld, "#!/bin/sh\n").unwrap();
+        let problems = check("app", &exe, &root, None);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].message.contains("not a dynamic loader"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn host_root_keeps_absolute_symlinks_inside() {
         let (dir, root, _) = tree();
         // /lib64 -> /lib/x86_64-linux-gnu is absolute: it must resolve inside the root.

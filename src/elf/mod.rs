@@ -240,8 +240,8 @@ pub fn analyze_file(path: &Path) -> Result<Analysis, Error> {
         path: path.display().to_string(),
         source,
     };
-    let file = File::open(path).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
+    // Look before opening: opening a FIFO would block until a writer appears.
+    let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_dir() {
         return Err(not_executable("a directory"));
     }
@@ -252,6 +252,7 @@ pub fn analyze_file(path: &Path) -> Result<Analysis, Error> {
     if meta.len() > MAX_FILE_SIZE {
         return Err(too_big());
     }
+    let file = File::open(path).map_err(io)?;
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).map_err(|_| too_big())?);
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut data)
