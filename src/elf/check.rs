@@ -111,9 +111,10 @@ fn check_elf(
         return;
     }
     let loader = loader.and_then(|d| analyze_library(&d).ok());
+    let arch = |p: &Option<Platform>| p.as_ref().map(|p| p.architecture.clone());
     if loader
         .as_ref()
-        .is_none_or(|l| l.platform != a.platform || l.bits != a.bits)
+        .is_none_or(|l| arch(&l.platform) != arch(&a.platform) || l.bits != a.bits)
     {
         problems.push(Problem {
             kind: "missing-interpreter",

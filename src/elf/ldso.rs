@@ -428,7 +428,11 @@ impl<'r> Loader<'r> {
     fn load(&self, path: &str) -> Option<(Analysis, Option<String>)> {
         let data = self.root.read(path)?;
         let a = analyze_library(&data).ok()?;
-        let fits = a.format == Format::Elf && a.bits == self.bits && a.platform == self.platform;
+        // Class and machine, like ld.so; not the variant (an armv6 library serves armv7).
+        let arch = |p: &Option<super::Platform>| p.as_ref().map(|p| p.architecture.clone());
+        let fits = a.format == Format::Elf
+            && a.bits == self.bits
+            && arch(&a.platform) == arch(&self.platform);
         fits.then(|| (a, soname(&data)))
     }
 
