@@ -252,9 +252,16 @@ pub fn analyze_file(path: &Path) -> Result<Analysis, Error> {
     if meta.len() > MAX_FILE_SIZE {
         return Err(too_big());
     }
-    let file = File::open(path).map_err(io)?;
-    let mut data = Vec::with_capacity(usize::try_from(meta.len()).map_err(|_| too_big())?);
-    file.take(MAX_FILE_SIZE + 1)
+    let mut file = File::open(path).map_err(io)?;
+    // Scripts and non-executables are told from the first KiB; only ELF files are read whole.
+    let mut data = Vec::new();
+    (&mut file).take(1024).read_to_end(&mut data).map_err(io)?;
+    if !data.starts_with(b"\x7fELF") {
+        return analyze(&data);
+    }
+    let len = usize::try_from(meta.len()).map_err(|_| too_big())?;
+    data.reserve(len.saturating_sub(data.len()));
+    file.take(MAX_FILE_SIZE + 1 - data.len() as u64)
         .read_to_end(&mut data)
         .map_err(io)?;
     if data.len() as u64 > MAX_FILE_SIZE {
