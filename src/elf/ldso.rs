@@ -414,8 +414,14 @@ impl<'r> Loader<'r> {
                 add(&object.runpath, object, &mut list);
             }
             Flavor::Musl => {
+                // musl walks the needing object's search path, then those of its parents; the
+                // executable stands for the chain here.
                 add(&object.rpath, object, &mut list);
                 add(&object.runpath, object, &mut list);
+                if !std::ptr::eq(object, exe) {
+                    add(&exe.rpath, exe, &mut list);
+                    add(&exe.runpath, exe, &mut list);
+                }
             }
         }
         list.extend(self.config_dirs.iter().map(|d| (d.clone(), Via::Config)));

@@ -35,8 +35,9 @@ pub const MAX_FILE_SIZE: u64 = 4 << 30;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// The file could not be read. The cause is the error's `source()`, not repeated in its
+    /// message (print the chain, e.g. anyhow's `{:#}`).
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: String,

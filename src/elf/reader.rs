@@ -198,7 +198,12 @@ impl<'a> ElfFile<'a> {
 
     /// The contents of the section called `name`, when present and inside the file.
     pub fn section(&self, name: &str) -> Option<&'a [u8]> {
-        let names = self.shdrs.get(usize::from(self.header.e_shstrndx))?;
+        // SHN_XINDEX: the real index is in the first section header's sh_link.
+        let index = match self.header.e_shstrndx {
+            0xffff => self.shdrs.first()?.sh_link as usize,
+            i => usize::from(i),
+        };
+        let names = self.shdrs.get(index)?;
         let names = self.bytes(names.sh_offset, names.sh_size)?;
         self.shdrs.iter().find_map(|sh| {
             let n = cstr(names, sh.sh_name)?;
