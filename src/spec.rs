@@ -311,6 +311,7 @@ impl Spec {
         }
         let name = match &self.name {
             Some(n) => n.clone(),
+            None if fetch.is_some() => "imgbuild-entrypoint".to_string(),
             None => binaries[0]
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -58,6 +58,7 @@ impl BlobDir {
     pub fn writer(&self) -> Result<BlobWriter, Error> {
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-blob-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(&self.dir)
             .map_err(|e| Error::io(format!("creating a temp file in {}", self.dir.display()), e))?;
         let (file, path) = tmp.into_parts();

@@ -137,6 +137,7 @@ fn write_atomic(
     let ctx = |e| Error::io(format!("writing {}", dest.display()), e);
     let tmp = tempfile::Builder::new()
         .prefix(".imgbuild-tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(&dir)
         .map_err(ctx)?;
     let (file, path) = tmp.into_parts();
@@ -180,6 +181,11 @@ impl Output {
             .prefix(".imgbuild-stage-")
             .tempdir_in(&place)
             .map_err(|e| Error::io(format!("creating a staging dir in {}", place.display()), e))?;
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(|e| Error::io(format!("creating a staging dir in {}", place.display()), e))?;
         let blobs = BlobDir::create(dir.path())?;
         std::fs::write(dir.path().join("oci-layout"), OCI_LAYOUT)
             .map_err(|e| Error::io("writing oci-layout", e))?;
