@@ -186,15 +186,12 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 pub struct PushArgs {
     /// Where to push: `host[:port]/repo[:tag]`.
     pub reference: String,
-    /// Push an existing image: `oci:DIR[:TAG]` or `docker-archive:FILE`.
+    /// Push an existing image: `oci:DIR[:TAG]` or `docker-archive:FILE` (instead of building).
     #[arg(long, value_name = "SOURCE", conflicts_with_all = ["binary", "spec"])]
     pub from: Option<String>,
-    /// Build from this binary (repeat for several platforms), as `imgbuild build --binary`.
-    #[arg(long, value_name = "FILE")]
-    pub binary: Vec<PathBuf>,
-    /// Build from this spec file (`images/NAME.toml`), as `imgbuild build SPEC`.
-    #[arg(long, value_name = "FILE", conflicts_with = "binary")]
-    pub spec: Option<PathBuf>,
+    /// How to build the image (as for `imgbuild build`).
+    #[command(flatten, next_help_heading = "Build options (as for `imgbuild build`)")]
+    pub build: PushBuildArgs,
     /// Also tag the image TAG (repeat for several), besides the tag in REF.
     #[arg(long = "tag", short = 't', value_name = "TAG")]
     pub tags: Vec<String>,
@@ -239,6 +236,63 @@ pub struct PushArgs {
     /// Print one JSON object (reference, digest, tags, counts) instead of the reference.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The build options `imgbuild push` takes: those of `imgbuild build` except the output, tag
+/// and JSON flags, which push has its own of, and the spec file, which is `--spec` here.
+#[derive(Debug, Args)]
+pub struct PushBuildArgs {
+    /// A spec file (`images/NAME.toml`); flags given too override it.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// The binary to put in the image (repeat for several platforms: an image index).
+    #[arg(long, value_name = "FILE")]
+    pub binary: Vec<PathBuf>,
+    /// The program's name in the image: the binary goes to /app/NAME [default: the file name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Target platform(s), e.g. `linux/amd64`.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Port to expose, e.g. `8080` or `53/udp` (repeatable).
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub port: Vec<String>,
+    /// Config label (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub label: Vec<(String, String)>,
+    /// Manifest annotation (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub annotation: Vec<(String, String)>,
+    /// Environment variable (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+    /// Argument passed to the binary (repeatable, in order).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// User to run as [default: 65532:65532 (nonroot)].
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Working directory [default: /app].
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Extra host file or directory for the app layer (repeatable).
+    #[arg(long, value_name = "SRC:DEST")]
+    pub add: Vec<String>,
+    /// Leave out the CA certificates.
+    #[arg(long)]
+    pub no_ca_certs: bool,
+    /// Include the host's time zone data.
+    #[arg(long)]
+    pub tzdata: bool,
+    /// Bundle the interpreter and shared libraries of a dynamically linked binary.
+    #[arg(long)]
+    pub bundle_libs: bool,
+    /// Layer compression [default: gzip].
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+    /// Compression level: gzip 0-9, zstd 1-22.
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<i32>,
 }
 
 /// ECR tag mutability.

@@ -289,13 +289,16 @@ fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
              (other registries create a repository on its first push)"
         );
     }
+    // The image to push: an existing one, or one built now into a temp layout (kept until the
+    // push is over, since blobs stream from it).
+    let build_dir = tempfile::tempdir().context("creating a temp dir for the build")?;
     let image = match &args.from {
         Some(source) => oci::read::open(source).with_context(|| format!("reading {source}"))?,
-        None => bail!(
-            "push: building in the same command is not available yet: build with `imgbuild build \
-             -o oci:DIR`, then `imgbuild push --from oci:DIR {}`",
-            args.reference
-        ),
+        None => {
+            let layout = build_dir.path().join("layout");
+            build_for_push(&args.build, &layout, quiet)?;
+            oci::read::read_layout(&layout, None).context("reading the image just built")?
+        }
     };
     let root = image.root().digest.clone();
     if let Some(d) = reference.digest.as_ref().filter(|d| **d != root) {
@@ -365,6 +368,58 @@ fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
         println!("{value}");
     } else {
         println!("{pinned}");
+    }
+    Ok(())
+}
+
+/// Builds the image `imgbuild push` was given build options for into the OCI layout `layout`.
+fn build_for_push(b: &cli::PushBuildArgs, layout: &std::path::Path, quiet: bool) -> Result<()> {
+    use imgbuild::spec::{CompressionKind, Spec};
+    if b.spec.is_none() && b.binary.is_empty() {
+        bail!("nothing to push: pass --binary FILE or --spec FILE to build, or --from SOURCE");
+    }
+    let spec = match &b.spec {
+        Some(path) => Spec::from_file(path)?,
+        None => Spec::default(),
+    };
+    let flags = Spec {
+        name: b.name.clone(),
+        output: Some(format!("oci:{}", layout.display())),
+        binary: b.binary.clone(),
+        platform: b.platform.clone(),
+        args: b.args.clone(),
+        env: b.env.iter().cloned().collect(),
+        workdir: b.workdir.clone(),
+        user: b.user.clone(),
+        ports: b.port.clone(),
+        labels: b.label.iter().cloned().collect(),
+        annotations: b.annotation.iter().cloned().collect(),
+        files: b.add.clone(),
+        ca_certs: b.no_ca_certs.then_some(false),
+        tzdata: b.tzdata.then_some(true),
+        bundle_libs: b.bundle_libs.then_some(true),
+        compression: b.compression.map(|c| match c {
+            cli::CompressionArg::Gzip => CompressionKind::Gzip,
+            cli::CompressionArg::Zstd => CompressionKind::Zstd,
+        }),
+        compression_level: b.compression_level,
+        ..Spec::default()
+    };
+    let spec = spec.overlay(flags);
+    let output = spec.output()?.context("no build output")?;
+    let plan = spec.into_plan().context("planning the image")?;
+    on_interrupt_stop_build();
+    let built = imgbuild::oci::build_image(&plan, &output)
+        .with_context(|| format!("building {}", plan.reference().0));
+    // The push that follows writes nothing locally: Ctrl-C may end it at once again.
+    // SAFETY: restoring the default disposition of a signal is always sound.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    }
+    let built = built?;
+    if !quiet {
+        eprintln!("imgbuild: built {} ({})", built.reference, built.digest);
     }
     Ok(())
 }

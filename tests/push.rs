@@ -735,3 +735,62 @@ fn bad_input_fails_with_nothing_written() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn build_and_push_in_one_command_runs_and_rebuild_uploads_nothing() {
+    let reg = Registry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let cfg = empty_docker_config(t.path());
+    let binary = go_server(GoBuild::Static);
+    let reference = format!("{}/built/server:1", reg.addr());
+    let digest_file = t.path().join("digest");
+    let out = run_ok(&mut push_cmd(
+        &cfg,
+        &[
+            "--binary",
+            binary.to_str().unwrap(),
+            "--port",
+            "8080",
+            "--digest-file",
+            digest_file.to_str().unwrap(),
+            &reference,
+        ],
+    ));
+    let digest = printed_digest(&out);
+    assert_eq!(skopeo_digest(&reference, None), digest);
+    assert_eq!(
+        std::fs::read_to_string(&digest_file).unwrap().trim(),
+        out.trim()
+    );
+    docker_pull_and_run(&reference);
+
+    // The build is reproducible, so building and pushing again moves no blob.
+    let uploads = reg.completed_blob_uploads();
+    let out = run_ok(&mut push_cmd(
+        &cfg,
+        &[
+            "--json",
+            "--binary",
+            binary.to_str().unwrap(),
+            "--port",
+            "8080",
+            &reference,
+        ],
+    ));
+    let r = report(&out);
+    assert_eq!(r["digest"], digest.as_str(), "{r}");
+    assert_eq!(r["blobs_uploaded"], 0, "{r}");
+    assert_eq!(reg.completed_blob_uploads(), uploads);
+
+    // A binary that cannot start in the image is refused before anything is pushed.
+    let out = run(&mut push_cmd(
+        &cfg,
+        &[
+            "--binary",
+            go_server(GoBuild::Cgo).to_str().unwrap(),
+            &format!("{}/built/cgo:1", reg.addr()),
+        ],
+    ));
+    assert!(!out.status.success());
+    assert_eq!(reg.completed_blob_uploads(), uploads, "nothing pushed");
+}
