@@ -35,7 +35,7 @@ pub enum Error {
     #[error("unknown image source {0:?}: expected oci:DIR[:tag] or docker-archive:FILE")]
     BadSource(String),
     /// A file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         /// The file.
         path: PathBuf,
