@@ -411,8 +411,11 @@ impl Client {
                 Err(e) if e.is_transient() && n < self.options.max_attempts => {
                     let backoff = self.backoff(n, &e);
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    self.progress
-                        .line(&format!("retrying in {:.1}s: {e}", backoff.as_secs_f64()));
+                    self.progress.line(&format!(
+                        "retrying in {:.1}s: {}",
+                        backoff.as_secs_f64(),
+                        with_causes(&e)
+                    ));
                     tokio::time::sleep(backoff).await;
                 }
                 Err(e) if e.is_transient() => {
@@ -1082,6 +1085,18 @@ impl Progress {
             _ => eprintln!("{msg}"),
         }
     }
+}
+
+/// An error and its causes on one line (`a: b: c`).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// The first 12 hex digits of a digest, for messages.
