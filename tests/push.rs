@@ -692,6 +692,25 @@ fn chunked_upload_mount_and_docker_archive() {
     ));
     assert_eq!(skopeo_digest(&c, None), printed_digest(&out));
     docker_pull_and_run(&c);
+
+    // `imgbuild build`'s docker archive also holds an OCI layout: it is pushed as it is, under
+    // the digest the build printed.
+    let ours = t.path().join("ours.tar");
+    let built = run_ok(imgbuild().args([
+        "-q",
+        "build",
+        "--binary",
+        go_server(GoBuild::Static).to_str().unwrap(),
+        "-o",
+        &format!("docker-archive:{}", ours.display()),
+    ]));
+    let d = format!("{}/archive/ours:1", reg.addr());
+    let out = run_ok(&mut push_cmd(
+        &cfg,
+        &["--from", &format!("docker-archive:{}", ours.display()), &d],
+    ));
+    assert_eq!(printed_digest(&out), built.trim());
+    assert_eq!(skopeo_digest(&d, None), built.trim());
 }
 
 #[test]
