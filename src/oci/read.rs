@@ -270,7 +270,7 @@ fn read_oci(store: &Store, index_bytes: &[u8], tag: Option<&str>) -> Result<Push
     let dir = store.path();
     let index_path = dir.join("index.json");
     let bytes = index_bytes;
-    let index: Value = serde_json::from_slice(&bytes)
+    let index: Value = serde_json::from_slice(bytes)
         .map_err(|e| malformed(&index_path, "OCI index", e.to_string()))?;
     let entries = index
         .get("manifests")
