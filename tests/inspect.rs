@@ -673,3 +673,39 @@ fn docker_runs_bundled_c_programs() {
         assert_eq!(bundled, "hello from C\n", "{variant:?}");
     }
 }
+
+/// No false alarms: ELF executables installed on this (working) host all pass `check` against
+/// the host's own root, through ld.so.conf, multiarch directories, symlinked executables and
+/// `$ORIGIN` (the JDK's launchers, when installed, need it).
+#[test]
+fn host_executables_pass_check_on_the_host() {
+    let root = HostRoot("/".into());
+    let mut entries: Vec<PathBuf> = std::fs::read_dir("/usr/bin")
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .collect();
+    entries.sort();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for path in entries {
+        let Ok(a) = elf::analyze_file(&path) else {
+            continue;
+        };
+        if a.format != elf::Format::Elf || a.linkage != Some(Linkage::Dynamic) {
+            continue;
+        }
+        checked += 1;
+        let problems = elf::check(&path.to_string_lossy(), &a, &root, a.platform.as_ref());
+        if !problems.is_empty() {
+            failures.push(format!("{}: {problems:?}", path.display()));
+        }
+        if checked == 300 {
+            break;
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} dynamic executables in /usr/bin"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -26,7 +26,7 @@ use serde::Serialize;
 use reader::ElfFile;
 
 pub use check::{check, runs_in_empty_image};
-pub use ldso::{bundle_closure, BundledFile, HostRoot, ImageRoot, RootFs};
+pub use ldso::{bundle_closure, bundle_closure_at, BundledFile, HostRoot, ImageRoot, RootFs};
 
 /// Files larger than this are refused by [`analyze_file`] (4 GiB).
 pub const MAX_FILE_SIZE: u64 = 4 << 30;
