@@ -664,7 +664,7 @@ pub(crate) fn closure(root: &dyn RootFs, exe: &Analysis, exe_path: Option<&str>)
     };
     let mut queue: VecDeque<Object> = VecDeque::new();
     let mut objects = 0;
-    // Processes the needed names of `object` (the executable when `is_exe`).
+    // Resolves the needed names of `object`, queueing what it finds.
     let mut visit = |object: &Object, queue: &mut VecDeque<Object>, out: &mut Closure| {
         for name in &object.needed {
             if loaded.contains(name) || loader.builtin(name) {
