@@ -146,7 +146,12 @@ fn inspect_text(
             if !a.runpath.is_empty() {
                 line("runpath", &a.runpath.join(":"));
             }
-            line("libc", a.libc.map_or("unknown or none", |l| l.as_str()));
+            let libc = match (a.libc, &a.go, a.linkage) {
+                (Some(l), _, _) => l.as_str(),
+                (None, Some(_), Some(imgbuild::elf::Linkage::Static)) => "none (Go runtime)",
+                (None, _, _) => "unknown",
+            };
+            line("libc", libc);
         }
     }
     if let Some(go) = &a.go {
