@@ -160,3 +160,4 @@ pub fn sha256_file(path: &Path) -> String {
 
 pub mod faultproxy;
 pub mod moto;
+pub mod registry;
