@@ -129,7 +129,7 @@ fn no_credentials() -> Fatal {
     )
 }
 
-/// The source of each error in `err`'s chain, joined with ": ".
+/// The source of each error in `err`'s chain, joined with ": ", on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut s = err.to_string();
     let mut cur = err.source();
@@ -141,7 +141,11 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         }
         cur = e.source();
     }
-    s
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What went wrong with one request: final, or worth another attempt.
