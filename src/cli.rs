@@ -319,8 +319,18 @@ pub enum TagMutability {
     Immutable,
 }
 
-/// `imgbuild upload`.
+/// `imgbuild upload`: what a CI job runs instead of `aws s3 cp`.
+///
+/// Refuses a binary that could not start in the fetch-mode image (which holds only the
+/// entrypoint), uploads it with its SHA-256 checksum (S3 verifies it and stores it for the
+/// entrypoint to check again), and prints the sha256 on stdout to pin in the task definition
+/// as `IMGBUILD_SHA256`. Credentials, region and endpoint come from the standard AWS
+/// configuration; `AWS_ENDPOINT_URL` selects an S3-compatible server (path-style addressing).
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  imgbuild upload ./server s3://my-bucket/server\n  \
+                       PIN=$(imgbuild upload -q ./server s3://my-bucket/server)"
+)]
 pub struct UploadArgs {
     /// The binary to upload.
     pub file: PathBuf,
