@@ -56,13 +56,28 @@ pub enum Command {
 
 /// `imgbuild inspect`.
 #[derive(Debug, Args)]
-#[command(
-    after_long_help = "Examples:\n  imgbuild inspect ./server\n  imgbuild inspect --json ./server | jq .problems"
-)]
+#[command(after_long_help = "\
+Reports the format (ELF or #! script), OCI platform, linkage (static, static-pie, dynamic), the
+program interpreter, needed libraries, RPATH/RUNPATH, the C library (glibc or musl, where it can
+be told), Go build info (version, module, build settings such as CGO_ENABLED), and the verdict:
+whether the file can start in an empty (scratch) image, and if not, what is missing and how to
+fix it.
+
+Exit status: 0 when the file was analysed, whatever the verdict; 1 when it cannot be read or is
+not an executable at all (the reason is printed on one line).
+
+Examples:
+  imgbuild inspect ./server
+  imgbuild inspect --json ./server | jq .problems
+  imgbuild inspect --json ./server | jq -e .runs_in_empty_image")]
 pub struct InspectArgs {
-    /// The file to inspect.
+    /// The file to inspect (an ELF executable or a #! script).
     pub file: PathBuf,
     /// Print one JSON object instead of text.
+    ///
+    /// Keys: format, os, arch, variant, platform, bits, endian, linkage, interpreter,
+    /// interpreter_arg, needed, rpath, runpath, libc, go (null or {version, path, main, deps,
+    /// settings}), runs_in_empty_image, problems (messages), problem_kinds.
     #[arg(long)]
     pub json: bool,
 }
@@ -304,8 +319,18 @@ pub enum TagMutability {
     Immutable,
 }
 
-/// `imgbuild upload`.
+/// `imgbuild upload`: what a CI job runs instead of `aws s3 cp`.
+///
+/// Refuses a binary that could not start in the fetch-mode image (which holds only the
+/// entrypoint), uploads it with its SHA-256 checksum (S3 verifies it and stores it for the
+/// entrypoint to check again), and prints the sha256 on stdout to pin in the task definition
+/// as `IMGBUILD_SHA256`. Credentials, region and endpoint come from the standard AWS
+/// configuration; `AWS_ENDPOINT_URL` selects an S3-compatible server (path-style addressing).
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  imgbuild upload ./server s3://my-bucket/server\n  \
+                       PIN=$(imgbuild upload -q ./server s3://my-bucket/server)"
+)]
 pub struct UploadArgs {
     /// The binary to upload.
     pub file: PathBuf,

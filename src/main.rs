@@ -146,7 +146,12 @@ fn inspect_text(
             if !a.runpath.is_empty() {
                 line("runpath", &a.runpath.join(":"));
             }
-            line("libc", a.libc.map_or("unknown or none", |l| l.as_str()));
+            let libc = match (a.libc, &a.go, a.linkage) {
+                (Some(l), _, _) => l.as_str(),
+                (None, Some(_), Some(imgbuild::elf::Linkage::Static)) => "none (Go runtime)",
+                (None, _, _) => "unknown",
+            };
+            line("libc", libc);
         }
     }
     if let Some(go) = &a.go {
@@ -440,6 +445,47 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn upload(args: cli::UploadArgs, quiet: bool) -> Result<()> {
-    let _ = (args, quiet);
-    bail!("upload: not implemented yet")
+    use imgbuild::{elf, s3};
+    let dest = s3::S3Url::parse(&args.destination)?;
+    let analysis = elf::analyze_file(&args.file)
+        .with_context(|| format!("checking {} before uploading it", args.file.display()))?;
+    let name = args.file.file_name().map_or_else(
+        || args.file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    // The fetch-mode image holds nothing but the entrypoint: the server must start in an empty one.
+    let problems = elf::check(&name, &analysis, &elf::ImageRoot::default(), None);
+    if !problems.is_empty() {
+        let why: Vec<_> = problems.iter().map(|p| p.message.as_str()).collect();
+        bail!(
+            "not uploading {}: the entrypoint would refuse it: {}",
+            args.file.display(),
+            why.join("; ")
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let up = rt.block_on(async {
+        let client = s3::client_from_env().await;
+        s3::upload(&client, &args.file, &dest).await
+    })?;
+    println!("{}", up.sha256);
+    if !quiet {
+        let version = up
+            .version_id
+            .map(|v| format!(" (version {v})"))
+            .unwrap_or_default();
+        eprintln!(
+            "imgbuild: uploaded {} ({:.1} MB) to {}{version} in {} ms, S3 verified its sha256; \
+             pin it with IMGBUILD_SHA256={}",
+            args.file.display(),
+            up.size as f64 / 1e6,
+            up.url,
+            up.elapsed.as_millis(),
+            up.sha256
+        );
+    }
+    Ok(())
 }
