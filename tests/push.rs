@@ -822,3 +822,59 @@ fn build_and_push_in_one_command_runs_and_rebuild_uploads_nothing() {
     assert!(!out.status.success());
     assert_eq!(reg.completed_blob_uploads(), uploads, "nothing pushed");
 }
+
+#[test]
+fn multi_platform_index_is_pushed_after_its_children() {
+    let reg = Registry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let cfg = empty_docker_config(t.path());
+    let reference = format!("{}/multi/server:1", reg.addr());
+    let out = run_ok(&mut push_cmd(
+        &cfg,
+        &[
+            "--binary",
+            go_server(GoBuild::Static).to_str().unwrap(),
+            "--binary",
+            go_server(GoBuild::Arm64).to_str().unwrap(),
+            "--name",
+            "server",
+            &reference,
+        ],
+    ));
+    let digest = printed_digest(&out);
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]));
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let children = index["manifests"].as_array().unwrap();
+    assert_eq!(children.len(), 2);
+    assert_eq!(skopeo_digest(&reference, None), digest);
+    for arch in ["amd64", "arm64"] {
+        let out = run_ok(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--override-arch",
+            arch,
+            &format!("docker://{reference}"),
+        ]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["Architecture"], arch);
+    }
+    // Children went in by digest before the index was tagged.
+    let puts: Vec<String> = reg
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(puts.len(), 3, "{puts:?}");
+    assert!(puts[0].contains("/manifests/sha256:") && puts[1].contains("/manifests/sha256:"));
+    assert!(puts[2].ends_with("/manifests/1"), "{puts:?}");
+}
