@@ -41,7 +41,8 @@ pub enum Command {
     /// Credentials: ECR hosts (`<account>.dkr.ecr.<region>.amazonaws.com` and the FIPS, China and
     /// dual-stack variants) use GetAuthorizationToken with the normal AWS credential chain
     /// (environment, AWS_PROFILE, CodeBuild/ECS roles; `AWS_ENDPOINT_URL_ECR` or `AWS_ENDPOINT_URL`
-    /// override the API endpoint). Other registries use docker's config.json (`DOCKER_CONFIG` or
+    /// override the API endpoint); `IMGBUILD_ECR_TOKEN_CACHE=DIR` keeps tokens on disk (mode
+    /// 0600) between runs. Other registries use docker's config.json (`DOCKER_CONFIG` or
     /// ~/.docker): `auths`, `credsStore`, `credHelpers`. TLS is always verified; loopback
     /// registries (localhost, 127.0.0.0/8, ::1) and those named with `--insecure-registry` are
     /// spoken to in plain HTTP.

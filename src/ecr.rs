@@ -186,6 +186,14 @@ pub async fn credentials(reg: &EcrRegistry) -> Result<Credentials, Error> {
             return Ok(c.clone());
         }
     }
+    let disk = std::env::var_os(TOKEN_CACHE_ENV)
+        .filter(|d| !d.is_empty())
+        .map(|d| std::path::PathBuf::from(d).join(format!("{}.{}.json", reg.account, reg.region)));
+    if let Some((c, expires)) = disk.as_deref().and_then(read_cached) {
+        if SystemTime::now() + REFRESH_MARGIN < expires {
+            return Ok(c);
+        }
+    }
     let out = client(reg)
         .await
         .get_authorization_token()
@@ -220,7 +228,57 @@ pub async fn credentials(reg: &EcrRegistry) -> Result<Credentials, Error> {
         .expect("token cache lock")
         .get_or_insert_with(HashMap::new)
         .insert(key, (creds.clone(), expires));
+    if let Some(path) = &disk {
+        // A cache that cannot be written only costs a token request next time.
+        let _ = write_cached(path, &creds, expires);
+    }
     Ok(creds)
+}
+
+/// Opt-in on-disk token cache: `IMGBUILD_ECR_TOKEN_CACHE=DIR` keeps each account and region's
+/// token in `DIR/<account>.<region>.json` (mode 0600) until 15 minutes before it expires, so
+/// successive pushes on one machine skip GetAuthorizationToken. The token carries the
+/// permissions of whoever fetched it: use a directory only that identity can read.
+pub const TOKEN_CACHE_ENV: &str = "IMGBUILD_ECR_TOKEN_CACHE";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedToken {
+    username: String,
+    password: String,
+    expires_unix: u64,
+}
+
+fn read_cached(path: &std::path::Path) -> Option<(Credentials, SystemTime)> {
+    let c: CachedToken = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some((
+        Credentials::basic(c.username, c.password),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(c.expires_unix),
+    ))
+}
+
+fn write_cached(
+    path: &std::path::Path,
+    creds: &Credentials,
+    expires: SystemTime,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let body = serde_json::to_vec(&CachedToken {
+        username: creds.username.clone(),
+        password: creds.password.clone(),
+        expires_unix: expires
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs(),
+    })?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    tmp.write_all(&body)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Repository settings for [`create_repository`].
@@ -337,6 +395,22 @@ mod tests {
         ] {
             assert_eq!(parse_host(not), None, "{not}");
         }
+    }
+
+    #[test]
+    fn disk_cache_round_trip_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/123456789012.us-east-1.json");
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        write_cached(&path, &Credentials::basic("AWS", "tok"), later).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (c, expires) = read_cached(&path).unwrap();
+        assert_eq!(c, Credentials::basic("AWS", "tok"));
+        assert!(expires > SystemTime::now() + REFRESH_MARGIN);
+        std::fs::write(&path, "not json").unwrap();
+        assert!(read_cached(&path).is_none());
     }
 
     #[test]

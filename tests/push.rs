@@ -517,6 +517,25 @@ fn push_ecr_reference_with_moto_credentials_and_create_repository() {
         "{}",
         stderr_of(&out)
     );
+
+    // With the opt-in disk cache holding a live token, no AWS call is needed at all.
+    let cache = t.path().join("token-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    std::fs::write(
+        cache.join(format!("{ACCOUNT}.{REGION}.json")),
+        format!(
+            r#"{{"username":"AWS","password":"{ACCOUNT}-auth-token","expires_unix":{in_an_hour}}}"#
+        ),
+    )
+    .unwrap();
+    cmd.env("IMGBUILD_ECR_TOKEN_CACHE", &cache);
+    let out = run_ok(&mut cmd);
+    assert_eq!(printed_digest(&out), digest);
 }
 
 #[test]
