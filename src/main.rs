@@ -328,7 +328,7 @@ fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
         ..registry::Options::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let report = runtime.block_on(async {
+    let work = async {
         let credentials = match &ecr_registry {
             Some(reg) => {
                 if args.create_repository {
@@ -360,6 +360,16 @@ fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
                 None => err,
             }
         })
+    };
+    // Ctrl-C or SIGTERM: stop, clean up the temp build, and say that a re-run resumes.
+    let report = runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("watching for SIGTERM")?;
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(INTERRUPTED_PUSH)),
+            _ = term.recv() => Err(anyhow::anyhow!(INTERRUPTED_PUSH)),
+        }
     });
     let report = report.with_context(|| format!("pushing to {}", args.reference))?;
     let pinned = format!("{}@{}", reference.name(), report.digest);
@@ -376,6 +386,10 @@ fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// What an interrupted push says.
+const INTERRUPTED_PUSH: &str = "interrupted; the registry keeps the blobs already uploaded, and \
+     running the same command again finishes the push without sending them twice";
 
 /// Builds the image `imgbuild push` was given build options for into the OCI layout `layout`.
 fn build_for_push(b: &cli::PushBuildArgs, layout: &std::path::Path, quiet: bool) -> Result<()> {
