@@ -158,5 +158,7 @@ pub fn sha256_file(path: &Path) -> String {
     format!("{:x}", Sha256::digest(&data))
 }
 
+pub mod docker;
 pub mod faultproxy;
 pub mod moto;
+pub mod registry;
