@@ -36,7 +36,13 @@ cp "$bin" "$work/server"
 obj_bytes=$(stat -c %s "$work/server")
 sha=$(sha256sum "$work/server" | cut -d' ' -f1)
 
-# The S3 server.
+# The S3 server: s3s-fs, installed once with cargo (0.14 is the last release building with
+# Rust 1.95); moto when that fails.
+if ! command -v s3s-fs >/dev/null; then
+  echo "bench/entrypoint: installing s3s-fs with cargo (once)" >&2
+  cargo install -q --locked s3s-fs --version 0.14.1 --features binary >&2 ||
+    echo "bench/entrypoint: s3s-fs did not install; using moto" >&2
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""
