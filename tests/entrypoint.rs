@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use util::faultproxy::{Fault, FaultProxy, Rule};
 use util::moto::Moto;
-use util::{fixtures_dir, free_port, go_server, root, run, run_ok, sha256_file, GoBuild};
+use util::{free_port, go_server, root, run, run_ok, sha256_file, GoBuild};
 
 const BUCKET: &str = "artifacts";
 
