@@ -25,10 +25,154 @@ fn main() -> ExitCode {
 }
 
 fn inspect(args: cli::InspectArgs) -> Result<()> {
-    let analysis = imgbuild::elf::analyze_file(&args.file)
-        .with_context(|| format!("inspecting {}", args.file.display()))?;
-    let _ = (analysis, args.json);
-    bail!("inspect: not implemented yet")
+    use imgbuild::elf;
+    let analysis = match elf::analyze_file(&args.file) {
+        Ok(a) => a,
+        // The I/O error already names the file.
+        Err(e @ elf::Error::Io { .. }) => return Err(e.into()),
+        Err(e) => return Err(anyhow::Error::new(e).context(args.file.display().to_string())),
+    };
+    let name = args.file.file_name().map_or_else(
+        || args.file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let problems = elf::check(&name, &analysis, &elf::ImageRoot::default(), None);
+    if args.json {
+        println!("{}", inspect_json(&analysis, &problems));
+    } else {
+        print!("{}", inspect_text(&args.file, &analysis, &problems));
+    }
+    Ok(())
+}
+
+/// `inspect --json`: one object.
+fn inspect_json(a: &imgbuild::elf::Analysis, problems: &[imgbuild::elf::Problem]) -> String {
+    use serde_json::json;
+    let module = |m: &imgbuild::elf::GoModule| {
+        json!({
+            "path": m.path,
+            "version": m.version,
+            "sum": m.sum,
+            "replace": m.replace.as_ref().map(|r| json!({"path": r.path, "version": r.version, "sum": r.sum})),
+        })
+    };
+    let go = a.go.as_ref().map(|g| {
+        json!({
+            "version": g.version,
+            "path": g.path,
+            "main": g.main.as_ref().map(module),
+            "deps": g.deps.iter().map(module).collect::<Vec<_>>(),
+            "settings": g.settings,
+        })
+    });
+    let format = match a.format {
+        imgbuild::elf::Format::Elf => "elf",
+        imgbuild::elf::Format::Script => "script",
+    };
+    json!({
+        "format": format,
+        "os": a.platform.as_ref().map(|p| &p.os),
+        "arch": a.platform.as_ref().map(|p| &p.architecture),
+        "variant": a.platform.as_ref().and_then(|p| p.variant.as_ref()),
+        "platform": a.platform.as_ref().map(ToString::to_string),
+        "bits": a.bits,
+        "endian": a.endian,
+        "linkage": a.linkage.map(|l| l.as_str()),
+        "interpreter": a.interpreter,
+        "interpreter_arg": a.interpreter_arg,
+        "needed": a.needed,
+        "rpath": a.rpath,
+        "runpath": a.runpath,
+        "libc": a.libc.map(|l| l.as_str()),
+        "go": go,
+        "runs_in_empty_image": problems.is_empty(),
+        "problems": problems.iter().map(|p| &p.message).collect::<Vec<_>>(),
+        "problem_kinds": problems.iter().map(|p| p.kind).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// `inspect` for people: one `key: value` line per fact, then the verdict.
+fn inspect_text(
+    file: &std::path::Path,
+    a: &imgbuild::elf::Analysis,
+    problems: &[imgbuild::elf::Problem],
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut line = |key: &str, value: &str| {
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!("{key}:")
+        };
+        let _ = writeln!(out, "{key:<13}{value}");
+    };
+    line("file", &file.display().to_string());
+    match a.format {
+        imgbuild::elf::Format::Script => {
+            line("format", "script (#!)");
+            let interp = a.interpreter.as_deref().unwrap_or_default();
+            match &a.interpreter_arg {
+                Some(arg) => line("interpreter", &format!("{interp} (argument: {arg})")),
+                None => line("interpreter", interp),
+            }
+        }
+        imgbuild::elf::Format::Elf => {
+            line(
+                "format",
+                &format!(
+                    "ELF {}-bit {}-endian",
+                    a.bits.unwrap_or(0),
+                    a.endian.unwrap_or("?")
+                ),
+            );
+            line(
+                "platform",
+                &a.platform
+                    .as_ref()
+                    .map_or_else(|| "unknown machine".into(), ToString::to_string),
+            );
+            line("linkage", a.linkage.map_or("?", |l| l.as_str()));
+            if let Some(i) = &a.interpreter {
+                line("interpreter", i);
+            }
+            if !a.needed.is_empty() {
+                line("needed", &a.needed.join(", "));
+            }
+            if !a.rpath.is_empty() {
+                line("rpath", &a.rpath.join(":"));
+            }
+            if !a.runpath.is_empty() {
+                line("runpath", &a.runpath.join(":"));
+            }
+            line("libc", a.libc.map_or("unknown or none", |l| l.as_str()));
+        }
+    }
+    if let Some(go) = &a.go {
+        line("go", &go.version);
+        if let Some(p) = &go.path {
+            line("go path", p);
+        }
+        if let Some(m) = &go.main {
+            line("go module", &format!("{} {}", m.path, m.version));
+        }
+        if !go.deps.is_empty() {
+            line("go deps", &go.deps.len().to_string());
+        }
+        for (i, (k, v)) in go.settings.iter().enumerate() {
+            line(if i == 0 { "go settings" } else { "" }, &format!("{k}={v}"));
+        }
+    }
+    if problems.is_empty() {
+        line("verdict", "can start in an empty (scratch) image");
+    } else {
+        line("verdict", "cannot start in an empty (scratch) image");
+        for p in problems {
+            let _ = writeln!(out, "  - {}", p.message);
+        }
+    }
+    out
 }
 
 fn build(args: cli::BuildArgs, quiet: bool) -> Result<()> {

@@ -86,10 +86,13 @@ pub fn go_server(variant: GoBuild) -> PathBuf {
             GoBuild::Cgo => cmd.env("CGO_ENABLED", "1").env("GOARCH", "amd64"),
             GoBuild::Static => cmd.env("CGO_ENABLED", "0").env("GOARCH", "amd64"),
             GoBuild::Arm64 => cmd.env("CGO_ENABLED", "0").env("GOARCH", "arm64"),
-            GoBuild::StaticStripped => cmd
-                .env("CGO_ENABLED", "0")
-                .env("GOARCH", "amd64")
-                .args(["-trimpath", "-tags", "netgo,osusergo", "-ldflags", "-s -w"]),
+            GoBuild::StaticStripped => cmd.env("CGO_ENABLED", "0").env("GOARCH", "amd64").args([
+                "-trimpath",
+                "-tags",
+                "netgo,osusergo",
+                "-ldflags",
+                "-s -w",
+            ]),
         };
         run_ok(cmd.arg("."));
     })
@@ -129,7 +132,14 @@ pub fn c_program(variant: CBuild) -> PathBuf {
             CBuild::MuslStatic => ("musl-gcc", &["-static"]),
             CBuild::MuslDynamic => ("musl-gcc", &[]),
         };
-        run_ok(Command::new(cc).args(flags).arg("-O2").arg("-o").arg(out).arg(&src));
+        run_ok(
+            Command::new(cc)
+                .args(flags)
+                .arg("-O2")
+                .arg("-o")
+                .arg(out)
+                .arg(&src),
+        );
     })
 }
 
@@ -147,3 +157,6 @@ pub fn sha256_file(path: &Path) -> String {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     format!("{:x}", Sha256::digest(&data))
 }
+
+pub mod faultproxy;
+pub mod moto;
