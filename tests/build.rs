@@ -716,7 +716,7 @@ fn an_interrupted_build_leaves_nothing_behind() {
     f.flush().unwrap();
     drop(f);
     let layout = work.join("layout");
-    let mut child = imgbuild()
+    let child = imgbuild()
         .args([
             "build",
             "--binary",
@@ -732,9 +732,12 @@ fn an_interrupted_build_leaves_nothing_behind() {
         .unwrap();
     // Wait until it is staging blobs, then interrupt it as Ctrl-C would.
     let staging_seen = (0..600).any(|_| {
-        let seen = std::fs::read_dir(&work)
-            .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".imgbuild-stage-"));
+        let seen = std::fs::read_dir(&work).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".imgbuild-stage-")
+        });
         if !seen {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -744,8 +747,16 @@ fn an_interrupted_build_leaves_nothing_behind() {
     run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the build finished before the signal: {stderr}");
+    assert!(
+        !out.status.success(),
+        "the build finished before the signal: {stderr}"
+    );
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(out.stdout.is_empty());
-    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "leftovers in {}", work.display());
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "leftovers in {}",
+        work.display()
+    );
 }
