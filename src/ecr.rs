@@ -268,33 +268,37 @@ pub fn explain(err: &registry::Error, reg: &EcrRegistry, repository: &str) -> Op
     let status = err.status()?;
     let (code, message) = err.registry_error()?;
     let lower = message.to_ascii_lowercase();
-    let text = match (status, code) {
-        (_, Some("NAME_UNKNOWN")) | (404, _) if lower.contains("repository") || code == Some("NAME_UNKNOWN") => format!(
+    let text = if code == Some("NAME_UNKNOWN") || (status == 404 && lower.contains("repository")) {
+        format!(
             "ECR repository {repository:?} does not exist in account {} ({}): pass \
-             --create-repository, or run `aws ecr create-repository --repository-name {repository} \
-             --region {}`",
+             --create-repository, or run `aws ecr create-repository --repository-name \
+             {repository} --region {}`",
             reg.account, reg.region, reg.region
-        ),
-        (_, Some("TAG_INVALID")) | (400, _) if lower.contains("immutable") => format!(
+        )
+    } else if lower.contains("immutable") {
+        format!(
             "the tag already exists in ECR repository {repository:?}, whose tags are immutable: \
              push under a new tag (e.g. the commit id), or make the repository's tags mutable"
-        ),
-        (401, _) | (403, _) if lower.contains("expired") => {
-            "the ECR authorization token has expired: run the push again (imgbuild fetches a new \
-             token), or renew the AWS session credentials"
-                .to_string()
-        }
-        (401, _) => format!(
-            "ECR rejected the authorization token for account {}: check that the AWS credentials \
-             belong to that account (or to one the repository policy allows)",
+        )
+    } else if (status == 401 || status == 403) && lower.contains("expired") {
+        "the ECR authorization token has expired: run the push again (imgbuild fetches a new \
+         token), or renew the AWS session credentials"
+            .to_string()
+    } else if status == 401 {
+        format!(
+            "ECR rejected the authorization token for account {}: check that the AWS \
+             credentials belong to that account (or to one the repository policy allows)",
             reg.account
-        ),
-        (403, _) => format!(
-            "access denied by ECR for {repository:?}: the AWS identity needs ecr:BatchCheckLayerAvailability, \
-             ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload and \
-             ecr:PutImage on the repository (and the repository policy must allow it)"
-        ),
-        _ => return None,
+        )
+    } else if status == 403 {
+        format!(
+            "access denied by ECR for {repository:?}: the AWS identity needs \
+             ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, \
+             ecr:CompleteLayerUpload and ecr:PutImage on the repository (and the repository \
+             policy must allow it)"
+        )
+    } else {
+        return None;
     };
     Some(text)
 }

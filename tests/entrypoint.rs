@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use util::faultproxy::{Fault, FaultProxy, Rule};
 use util::moto::Moto;
-use util::{fixtures_dir, free_port, go_server, root, run, run_ok, sha256_file, GoBuild};
+use util::{free_port, go_server, root, run, run_ok, sha256_file, GoBuild};
 
 const BUCKET: &str = "artifacts";
 
@@ -86,22 +86,17 @@ int main(int argc, char **argv) {
 
 /// The probe, built static with musl-gcc (cached in the fixtures dir).
 fn probe() -> PathBuf {
-    let dest = fixtures_dir().join("entrypoint-probe");
-    if dest.exists() {
-        return dest;
-    }
-    let src = fixtures_dir().join(format!("entrypoint-probe.{}.c", std::process::id()));
-    std::fs::write(&src, PROBE_C).expect("write probe source");
-    let tmp = fixtures_dir().join(format!(".entrypoint-probe.{}", std::process::id()));
-    run_ok(
-        Command::new("musl-gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&tmp)
-            .arg(&src),
-    );
-    std::fs::rename(&tmp, &dest).expect("rename probe into place");
-    let _ = std::fs::remove_file(src);
-    dest
+    util::cached("entrypoint-probe", |out| {
+        let src = out.with_extension("c");
+        std::fs::write(&src, PROBE_C).expect("write probe source");
+        run_ok(
+            Command::new("musl-gcc")
+                .args(["-static", "-O2", "-o"])
+                .arg(out)
+                .arg(&src),
+        );
+        let _ = std::fs::remove_file(src);
+    })
 }
 
 /// moto with bucket [`BUCKET`].

@@ -429,11 +429,19 @@ fn push_through_token_server() {
         assert_eq!(skopeo_digest(&reference, Some("robot:tok-pass")), digest);
         assert_eq!(reg.completed_blob_uploads(), 3);
 
+        let asked = issuer.requests.load(std::sync::atomic::Ordering::SeqCst);
         let bad = docker_config_with(&t.path().join("bad"), &reg.addr(), "robot", "nope");
         let out = run(&mut push_cmd(&bad, &["--from", &layout, &reference]));
         assert!(!out.status.success());
         let err = stderr_of(&out);
         assert!(err.contains("token") && err.contains("401"), "{err}");
+        assert!(!err.contains("nope"), "the password leaked: {err}");
+        let asked_now = issuer.requests.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            asked_now - asked,
+            1,
+            "one token request for a wrong password"
+        );
     }
 }
 
@@ -520,6 +528,7 @@ fn push_survives_503s_and_a_reset_mid_upload() {
     let layout = format!("oci:{}:v1", t.path().join("layout").display());
     let cfg = empty_docker_config(t.path());
     proxy.add(Rule::new(Some("GET"), "/v2/", Fault::Status(503), 1));
+    proxy.add(Rule::new(Some("HEAD"), "/blobs/", Fault::Status(429), 1));
     proxy.add(Rule::new(
         Some("POST"),
         "/blobs/uploads/",
@@ -550,7 +559,7 @@ fn push_survives_503s_and_a_reset_mid_upload() {
         .iter()
         .filter(|r| r.fault.is_some())
         .count();
-    assert_eq!(faults, 6, "every fault was hit: {:#?}", proxy.requests());
+    assert_eq!(faults, 7, "every fault was hit: {:#?}", proxy.requests());
 
     // The registry itself (not through the proxy) holds a complete, valid image.
     let direct = format!("{}/faulty/app:1", reg.addr());
@@ -692,6 +701,25 @@ fn chunked_upload_mount_and_docker_archive() {
     ));
     assert_eq!(skopeo_digest(&c, None), printed_digest(&out));
     docker_pull_and_run(&c);
+
+    // `imgbuild build`'s docker archive also holds an OCI layout: it is pushed as it is, under
+    // the digest the build printed.
+    let ours = t.path().join("ours.tar");
+    let built = run_ok(imgbuild().args([
+        "-q",
+        "build",
+        "--binary",
+        go_server(GoBuild::Static).to_str().unwrap(),
+        "-o",
+        &format!("docker-archive:{}", ours.display()),
+    ]));
+    let d = format!("{}/archive/ours:1", reg.addr());
+    let out = run_ok(&mut push_cmd(
+        &cfg,
+        &["--from", &format!("docker-archive:{}", ours.display()), &d],
+    ));
+    assert_eq!(printed_digest(&out), built.trim());
+    assert_eq!(skopeo_digest(&d, None), built.trim());
 }
 
 #[test]

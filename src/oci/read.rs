@@ -35,7 +35,7 @@ pub enum Error {
     #[error("unknown image source {0:?}: expected oci:DIR[:tag] or docker-archive:FILE")]
     BadSource(String),
     /// A file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -203,7 +203,74 @@ fn descriptor(v: &Value, path: &Path, what: &'static str) -> Result<(String, Str
 pub fn read_layout(dir: &Path, tag: Option<&str>) -> Result<PushableImage, Error> {
     let index_path = dir.join("index.json");
     let bytes = std::fs::read(&index_path).map_err(io_err(&index_path))?;
-    let index: Value = serde_json::from_slice(&bytes)
+    read_oci(&Store::Dir(dir), &bytes, tag)
+}
+
+/// Where an OCI layout's blobs are: a directory, or members of a tar file.
+enum Store<'a> {
+    Dir(&'a Path),
+    Tar {
+        file: &'a Path,
+        members: &'a std::collections::HashMap<String, Member>,
+    },
+}
+
+impl Store<'_> {
+    /// The layout's path, for messages.
+    fn path(&self) -> &Path {
+        match self {
+            Store::Dir(d) => d,
+            Store::Tar { file, .. } => file,
+        }
+    }
+
+    /// Where the blob `digest` lies: file, offset, size.
+    fn locate(&self, digest: &str) -> Result<(PathBuf, u64, u64), Error> {
+        let missing = || Error::MissingBlob {
+            layout: self.path().into(),
+            digest: digest.into(),
+        };
+        let (alg, hex) = digest.split_once(':').ok_or_else(missing)?;
+        match self {
+            Store::Dir(dir) => {
+                let path = dir.join("blobs").join(alg).join(hex);
+                let len = std::fs::metadata(&path).map_err(|_| missing())?.len();
+                Ok((path, 0, len))
+            }
+            Store::Tar { file, members } => {
+                let m = members
+                    .get(&format!("blobs/{alg}/{hex}"))
+                    .ok_or_else(missing)?;
+                Ok((file.to_path_buf(), m.offset, m.size))
+            }
+        }
+    }
+
+    /// The blob `digest`'s bytes (for manifests: small).
+    fn read(&self, digest: &str) -> Result<(PathBuf, Vec<u8>), Error> {
+        let (path, offset, size) = self.locate(digest)?;
+        let source = BlobSource {
+            digest: digest.into(),
+            size,
+            media_type: String::new(),
+            path: path.clone(),
+            offset,
+        };
+        let mut bytes = Vec::new();
+        source
+            .open()
+            .and_then(|mut r| r.read_to_end(&mut bytes))
+            .map_err(io_err(&path))?;
+        Ok((path, bytes))
+    }
+}
+
+/// Reads the image chosen by `tag` from an OCI layout whose `index.json` is `index_bytes`.
+fn read_oci(store: &Store, index_bytes: &[u8], tag: Option<&str>) -> Result<PushableImage, Error> {
+    let dir = store.path();
+    let index_path = dir.join("index.json");
+    let bytes = index_bytes;
+    let index: Value = serde_json::from_slice(bytes)
         .map_err(|e| malformed(&index_path, "OCI index", e.to_string()))?;
     let entries = index
         .get("manifests")
@@ -254,18 +321,13 @@ pub fn read_layout(dir: &Path, tag: Option<&str>) -> Result<PushableImage, Error
         manifests: Vec::new(),
     };
     let mut seen = HashSet::new();
-    add_manifest(dir, &media_type, &digest, &mut image, &mut seen, 0)?;
+    add_manifest(store, &media_type, &digest, &mut image, &mut seen, 0)?;
     Ok(image)
-}
-
-fn blob_path(dir: &Path, digest: &str) -> PathBuf {
-    let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
-    dir.join("blobs").join(alg).join(hex)
 }
 
 /// Adds the manifest or index `digest` and everything it references (children first).
 fn add_manifest(
-    dir: &Path,
+    store: &Store,
     media_type_hint: &str,
     digest: &str,
     image: &mut PushableImage,
@@ -275,14 +337,7 @@ fn add_manifest(
     if !seen.insert(digest.to_string()) {
         return Ok(());
     }
-    let path = blob_path(dir, digest);
-    if !path.exists() {
-        return Err(Error::MissingBlob {
-            layout: dir.into(),
-            digest: digest.into(),
-        });
-    }
-    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let (path, bytes) = store.read(digest)?;
     let found = sha256_hex(&bytes);
     if found != digest {
         return Err(Error::DigestMismatch {
@@ -311,7 +366,7 @@ fn add_manifest(
             .ok_or_else(|| malformed(&path, "index", "no `manifests` array"))?;
         for child in children {
             let (mt, d, _) = descriptor(child, &path, "index")?;
-            add_manifest(dir, &mt, &d, image, seen, depth + 1)?;
+            add_manifest(store, &mt, &d, image, seen, depth + 1)?;
         }
     } else {
         let config = doc
@@ -326,18 +381,12 @@ fn add_manifest(
             if !seen.insert(digest.clone()) {
                 continue;
             }
-            let blob = blob_path(dir, &digest);
-            let on_disk = std::fs::metadata(&blob)
-                .map_err(|_| Error::MissingBlob {
-                    layout: dir.into(),
-                    digest: digest.clone(),
-                })?
-                .len();
+            let (blob, offset, on_disk) = store.locate(&digest)?;
             if on_disk != size {
                 return Err(malformed(
                     &blob,
                     "blob",
-                    format!("{on_disk} bytes on disk, the manifest says {size}"),
+                    format!("{digest} has {on_disk} bytes, the manifest says {size}"),
                 ));
             }
             image.blobs.push(BlobSource {
@@ -345,7 +394,7 @@ fn add_manifest(
                 size,
                 media_type: mt,
                 path: blob,
-                offset: 0,
+                offset,
             });
         }
     }
@@ -403,6 +452,29 @@ pub fn read_docker_archive(file: &Path) -> Result<PushableImage, Error> {
                 size: entry.size(),
             },
         );
+    }
+    // Newer archives (docker 25+, and imgbuild's) are also an OCI layout: push the image as it
+    // is, so its digest stays the one the writer reported.
+    if members.contains_key("oci-layout") {
+        if let Some(index) = members.get("index.json") {
+            let store = Store::Tar {
+                file,
+                members: &members,
+            };
+            let source = BlobSource {
+                digest: String::new(),
+                size: index.size,
+                media_type: String::new(),
+                path: file.into(),
+                offset: index.offset,
+            };
+            let mut bytes = Vec::new();
+            source
+                .open()
+                .and_then(|mut r| r.read_to_end(&mut bytes))
+                .map_err(io_err(file))?;
+            return read_oci(&store, &bytes, None);
+        }
     }
     let manifest_json = manifest_json.ok_or_else(|| {
         malformed(
@@ -526,6 +598,11 @@ pub fn read_docker_archive(file: &Path) -> Result<PushableImage, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn blob_path(dir: &Path, digest: &str) -> PathBuf {
+        let (alg, hex) = digest.split_once(':').unwrap();
+        dir.join("blobs").join(alg).join(hex)
+    }
 
     fn write_blob(dir: &Path, bytes: &[u8]) -> String {
         let d = sha256_hex(bytes);

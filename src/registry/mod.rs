@@ -47,7 +47,7 @@ const READ_CHUNK: usize = 256 * 1024;
 #[non_exhaustive]
 pub enum Error {
     /// The connection failed (after retries, if the failure was transient).
-    #[error("{what}: {url}: {source}")]
+    #[error("{what}: {url}")]
     Request {
         /// What we were doing.
         what: String,
@@ -102,7 +102,7 @@ pub enum Error {
         found: String,
     },
     /// A local file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         /// The file.
         path: std::path::PathBuf,
@@ -129,7 +129,7 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// A transient failure persisted through every retry.
-    #[error("{source} (gave up after {attempts} attempts)")]
+    #[error("gave up after {attempts} attempts")]
     GaveUp {
         /// How many attempts were made.
         attempts: u32,
@@ -411,8 +411,11 @@ impl Client {
                 Err(e) if e.is_transient() && n < self.options.max_attempts => {
                     let backoff = self.backoff(n, &e);
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    self.progress
-                        .line(&format!("retrying in {:.1}s: {e}", backoff.as_secs_f64()));
+                    self.progress.line(&format!(
+                        "retrying in {:.1}s: {}",
+                        backoff.as_secs_f64(),
+                        with_causes(&e)
+                    ));
                     tokio::time::sleep(backoff).await;
                 }
                 Err(e) if e.is_transient() => {
@@ -539,10 +542,10 @@ impl Client {
                 req = req.header("Accept", "application/json");
                 async move {
                     self.requests.fetch_add(1, Ordering::Relaxed);
-                    let resp = req.send().await.map_err(|source| Error::Request {
+                    let resp = req.send().await.map_err(|e| Error::Request {
                         what: "getting a registry token".into(),
                         url: realm.to_string(),
-                        source,
+                        source: e.without_url(),
                     })?;
                     let status = resp.status();
                     let headers = resp.headers().clone();
@@ -581,16 +584,16 @@ impl Client {
         let (status, headers, body) = self
             .with_retries(|| async {
                 self.requests.fetch_add(1, Ordering::Relaxed);
-                let resp =
-                    self.http
-                        .get(url.clone())
-                        .send()
-                        .await
-                        .map_err(|source| Error::Request {
-                            what: "contacting the registry".into(),
-                            url: url.to_string(),
-                            source,
-                        })?;
+                let resp = self
+                    .http
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::Request {
+                        what: "contacting the registry".into(),
+                        url: url.to_string(),
+                        source: e.without_url(),
+                    })?;
                 let status = resp.status();
                 let headers = resp.headers().clone();
                 let body = resp.bytes().await.unwrap_or_default();
@@ -728,10 +731,10 @@ impl Client {
                 None => {}
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = req.send().await.map_err(|source| Error::Request {
+            let resp = req.send().await.map_err(|e| Error::Request {
                 what: what.to_string(),
                 url: redact(&url),
-                source,
+                source: e.without_url(),
             })?;
             let status = resp.status();
             if status.is_success() {
@@ -1082,6 +1085,18 @@ impl Progress {
             _ => eprintln!("{msg}"),
         }
     }
+}
+
+/// An error and its causes on one line (`a: b: c`).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// The first 12 hex digits of a digest, for messages.
