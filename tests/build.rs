@@ -697,3 +697,66 @@ fn a_spec_file_builds_like_flags_and_flags_override_it() {
         "only the tag differs: same manifest"
     );
 }
+
+#[test]
+fn an_interrupted_build_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // Enough incompressible data that the build is still writing when the signal comes.
+    let big = tmp.path().join("big.bin");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..(96 << 20) / 8 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        f.write_all(&x.to_le_bytes()).unwrap();
+    }
+    f.flush().unwrap();
+    drop(f);
+    let layout = work.join("layout");
+    let child = imgbuild()
+        .args([
+            "build",
+            "--binary",
+            go_server(GoBuild::Static).to_str().unwrap(),
+            "--add",
+            &format!("{}:/data/big.bin", big.display()),
+            "-o",
+            &format!("oci:{}", layout.display()),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it is staging blobs, then interrupt it as Ctrl-C would.
+    let staging_seen = (0..600).any(|_| {
+        let seen = std::fs::read_dir(&work).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".imgbuild-stage-")
+        });
+        if !seen {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen
+    });
+    assert!(staging_seen, "the build never started staging");
+    run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the build finished before the signal: {stderr}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "leftovers in {}",
+        work.display()
+    );
+}

@@ -98,6 +98,80 @@ fn baked_mode_push_to_ecr_then_docker_pull_and_run() {
 }
 
 #[test]
+fn fetch_mode_upload_then_pinned_image_runs_and_refuses_a_replaced_binary() {
+    let moto = Moto::start();
+    moto.create_bucket("artifacts");
+    let server = go_server(GoBuild::Static);
+
+    // What CodeBuild's post_build runs instead of `aws s3 cp`: prints the pin.
+    let mut upload = imgbuild();
+    moto.configure(&mut upload)
+        .arg("upload")
+        .arg(&server)
+        .arg("s3://artifacts/server");
+    let pin = run_ok(&mut upload).trim().to_string();
+    assert_eq!(pin, sha256_file(&server), "upload prints the sha256 to pin");
+
+    // The fetch-mode image: the static entrypoint, configured to fetch that pinned object.
+    let mut cleanup = Cleanup::default();
+    let image = format!("{}:fetch", docker::unique("e2e"));
+    cleanup.images.push(image.clone());
+    run_ok(imgbuild().args([
+        "build",
+        "--fetch",
+        "s3://artifacts/server",
+        "--sha256",
+        &pin,
+        "--tag",
+        &image,
+        "--output",
+        "docker",
+    ]));
+    let mut env = moto.aws_env();
+    let port = free_port();
+    env.push(("PORT", port.to_string()));
+    let name = docker::run_detached(&mut cleanup, &image, &env, &[]);
+    let answer = docker::wait_for_http(port, "/", &name, 60);
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(
+        answer.contains("hello from imgbuild sample-server"),
+        "{answer}"
+    );
+    let logs = docker::logs(&name);
+    assert!(logs.contains("sha256 ok"), "{logs}");
+
+    // Someone replaces the object: the pinned image refuses to run it, and runs nothing.
+    let other = tampered_copy(&server);
+    moto.put_object("artifacts", "server", other.path());
+    let port2 = free_port();
+    env.pop();
+    env.push(("PORT", port2.to_string()));
+    let name2 = docker::run_detached(&mut cleanup, &image, &env, &[]);
+    let code = docker::wait_exit(&name2);
+    let logs = docker::logs(&name2);
+    assert_eq!(code, 106, "checksum mismatch exit code; {logs}");
+    assert!(
+        logs.contains(&pin),
+        "the message names the pinned sha256; {logs}"
+    );
+    assert!(
+        !logs.contains("listening on"),
+        "the replaced binary never ran; {logs}"
+    );
+    assert!(docker::http_get_once(port2, "/").is_none());
+}
+
+/// A copy of `binary` with bytes appended (still a valid, runnable ELF, another sha256).
+fn tampered_copy(binary: &std::path::Path) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(&std::fs::read(binary).unwrap()).unwrap();
+    f.write_all(b"tampered").unwrap();
+    f.flush().unwrap();
+    f
+}
+
+#[test]
 fn readme_demo_script_builds_and_runs_the_sample() {
     let out = run(Command::new("bash")
         .arg(util::root().join("scripts/demo.sh"))
@@ -110,5 +184,4 @@ fn readme_demo_script_builds_and_runs_the_sample() {
         "{stdout}\n{stderr}"
     );
     assert!(stderr.contains("the container answered HTTP"), "{stderr}");
-    let _ = sha256_file;
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use util::faultproxy::{Fault, FaultProxy, Rule};
 use util::moto::Moto;
-use util::{fixtures_dir, free_port, go_server, root, run, run_ok, sha256_file, GoBuild};
+use util::{free_port, go_server, root, run, run_ok, sha256_file, GoBuild};
 
 const BUCKET: &str = "artifacts";
 
@@ -86,22 +86,17 @@ int main(int argc, char **argv) {
 
 /// The probe, built static with musl-gcc (cached in the fixtures dir).
 fn probe() -> PathBuf {
-    let dest = fixtures_dir().join("entrypoint-probe");
-    if dest.exists() {
-        return dest;
-    }
-    let src = fixtures_dir().join(format!("entrypoint-probe.{}.c", std::process::id()));
-    std::fs::write(&src, PROBE_C).expect("write probe source");
-    let tmp = fixtures_dir().join(format!(".entrypoint-probe.{}", std::process::id()));
-    run_ok(
-        Command::new("musl-gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&tmp)
-            .arg(&src),
-    );
-    std::fs::rename(&tmp, &dest).expect("rename probe into place");
-    let _ = std::fs::remove_file(src);
-    dest
+    util::cached("entrypoint-probe", |out| {
+        let src = out.with_extension("c");
+        std::fs::write(&src, PROBE_C).expect("write probe source");
+        run_ok(
+            Command::new("musl-gcc")
+                .args(["-static", "-O2", "-o"])
+                .arg(out)
+                .arg(&src),
+        );
+        let _ = std::fs::remove_file(src);
+    })
 }
 
 /// moto with bucket [`BUCKET`].
@@ -797,4 +792,77 @@ fn docker_image_serves_stops_on_sigterm_and_refuses_what_cannot_run() {
     docker(&["stop", &c.0]);
     let (code, _) = wait_exit(&c);
     assert_eq!(code, 0);
+}
+
+/// moto enforcing IAM authentication after its first `free_actions` requests
+/// (`INITIAL_NO_AUTH_ACTION_COUNT`): the setup runs as the admin, then only real IAM users
+/// with policies get through. Stopped on drop.
+struct AuthMoto {
+    child: Child,
+    port: u16,
+}
+
+impl AuthMoto {
+    fn start(free_actions: u32) -> AuthMoto {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", free_actions.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto; run scripts/setup.sh to install it");
+        let moto = AuthMoto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+}
+
+impl Drop for AuthMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn access_denied_names_the_principal_and_the_bucket_policy() {
+    let moto = AuthMoto::start(4);
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    // Four unauthenticated setup actions: bucket, object, an IAM user without policies, its key.
+    let key = run_ok(Command::new("python3").arg("-c").arg(format!(
+        "import boto3\n\
+         kw = dict(endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         s3 = boto3.client('s3', **kw); iam = boto3.client('iam', **kw)\n\
+         s3.create_bucket(Bucket='locked-bucket')\n\
+         s3.put_object(Bucket='locked-bucket', Key='server', Body=b'x')\n\
+         iam.create_user(UserName='task-role-stand-in')\n\
+         k = iam.create_access_key(UserName='task-role-stand-in')['AccessKey']\n\
+         print(k['AccessKeyId'], k['SecretAccessKey'])"
+    )));
+    let (id, secret) = key.trim().split_once(' ').expect("access key");
+    let out = run(entrypoint(&endpoint, "s3://locked-bucket/server")
+        .env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret));
+    assert_fails(&out, 103, "access denied: arn:aws:iam::");
+    let err = stderr(&out);
+    assert!(
+        err.contains("user/task-role-stand-in may not read s3://locked-bucket/server"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bucket policy") && err.contains("aws:PrincipalArn"),
+        "{err}"
+    );
 }

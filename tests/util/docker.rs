@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use super::{run, run_ok};
 
-/// A name unique to this test process and moment, for image tags and containers.
+/// A name unique to this test process and call, for image tags and containers.
 pub fn unique(prefix: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    format!("imgbuild-test-{prefix}-{}-{nanos}", std::process::id())
+    format!("imgbuild-test-{prefix}-{}-{n}-{nanos}", std::process::id())
 }
 
 /// Containers and images to remove when dropped (also when the test panics).

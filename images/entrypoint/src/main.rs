@@ -101,6 +101,18 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
+/// This process's peak resident memory so far (VmHWM), for the log.
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(mb(kb * 1024))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The platform this entrypoint was built for, which is the one it runs on.
 fn host_platform() -> elf::Platform {
     let architecture = match std::env::consts::ARCH {
@@ -190,8 +202,9 @@ fn prepare(started: Instant) -> Result<(Program, RunMode), Fatal> {
         _ => format!("{:?}", analysis.format).to_lowercase(),
     };
     log(&format!(
-        "starting {name} ({kind}, {how}) {} ms after start",
-        started.elapsed().as_millis()
+        "starting {name} ({kind}, {how}) {} ms after start, peak memory {}",
+        started.elapsed().as_millis(),
+        peak_memory()
     ));
     Ok((program, cfg.run_mode))
 }
