@@ -26,6 +26,29 @@ pub enum Command {
     /// Build an image from binaries or a spec file.
     Build(BuildArgs),
     /// Build (or take) an image and push it to a registry, ECR first-class.
+    ///
+    /// Builds the image from `--binary`/`--spec` (as `imgbuild build` does), or takes an existing
+    /// one with `--from oci:DIR[:TAG]` or `--from docker-archive:FILE`, then pushes it to REF
+    /// (`host[:port]/repo[:tag]`; no host means Docker Hub). On success prints
+    /// `NAME@sha256:<manifest digest>` on stdout (and writes it to `--digest-file`), ready to pin
+    /// in an ECS task definition.
+    ///
+    /// Blobs that the registry already has are skipped (a `HEAD` each), so a re-run after an
+    /// interrupted push finishes the job without uploading anything twice. Uploads are monolithic
+    /// (one `PUT` per blob) unless `--chunked`. Transient failures (connection errors, 408, 429,
+    /// 5xx) are retried with backoff; rejected credentials (401/403) fail at once.
+    ///
+    /// Credentials: ECR hosts (`<account>.dkr.ecr.<region>.amazonaws.com` and the FIPS, China and
+    /// dual-stack variants) use GetAuthorizationToken with the normal AWS credential chain
+    /// (environment, AWS_PROFILE, CodeBuild/ECS roles; `AWS_ENDPOINT_URL_ECR` or `AWS_ENDPOINT_URL`
+    /// override the API endpoint). Other registries use docker's config.json (`DOCKER_CONFIG` or
+    /// ~/.docker): `auths`, `credsStore`, `credHelpers`. TLS is always verified; loopback
+    /// registries (localhost, 127.0.0.0/8, ::1) and those named with `--insecure-registry` are
+    /// spoken to in plain HTTP.
+    ///
+    /// Testing: `IMGBUILD_REGISTRY_MIRROR=<registry-host>=<host:port>[,...]` sends one registry's
+    /// traffic to another address while keeping its credentials, e.g. an ECR-named reference to a
+    /// local registry: `IMGBUILD_REGISTRY_MIRROR=123456789012.dkr.ecr.us-east-1.amazonaws.com=127.0.0.1:5000`.
     Push(PushArgs),
     /// Upload a binary to S3 for the fetch-mode entrypoint, with its SHA-256.
     Upload(UploadArgs),
@@ -33,13 +56,28 @@ pub enum Command {
 
 /// `imgbuild inspect`.
 #[derive(Debug, Args)]
-#[command(
-    after_long_help = "Examples:\n  imgbuild inspect ./server\n  imgbuild inspect --json ./server | jq .problems"
-)]
+#[command(after_long_help = "\
+Reports the format (ELF or #! script), OCI platform, linkage (static, static-pie, dynamic), the
+program interpreter, needed libraries, RPATH/RUNPATH, the C library (glibc or musl, where it can
+be told), Go build info (version, module, build settings such as CGO_ENABLED), and the verdict:
+whether the file can start in an empty (scratch) image, and if not, what is missing and how to
+fix it.
+
+Exit status: 0 when the file was analysed, whatever the verdict; 1 when it cannot be read or is
+not an executable at all (the reason is printed on one line).
+
+Examples:
+  imgbuild inspect ./server
+  imgbuild inspect --json ./server | jq .problems
+  imgbuild inspect --json ./server | jq -e .runs_in_empty_image")]
 pub struct InspectArgs {
-    /// The file to inspect.
+    /// The file to inspect (an ELF executable or a #! script).
     pub file: PathBuf,
     /// Print one JSON object instead of text.
+    ///
+    /// Keys: format, os, arch, variant, platform, bits, endian, linkage, interpreter,
+    /// interpreter_arg, needed, rpath, runpath, libc, go (null or {version, path, main, deps,
+    /// settings}), runs_in_empty_image, problems (messages), problem_kinds.
     #[arg(long)]
     pub json: bool,
 }
@@ -154,19 +192,145 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 /// `imgbuild push`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  imgbuild push --binary ./server 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1.4
+  imgbuild push --from oci:out/app:latest --tag latest --digest-file digest.txt 127.0.0.1:5000/app:1.4
+  imgbuild push --from docker-archive:app.tar --create-repository --scan-on-push \\
+      --image-tag-mutability immutable 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:$CODEBUILD_RESOLVED_SOURCE_VERSION
+  imgbuild push --json --from oci:out/app 127.0.0.1:5000/app:1 | jq -r .digest")]
 pub struct PushArgs {
-    /// The build options, as for `build`.
-    #[command(flatten)]
-    pub build: BuildArgs,
-    /// Push an existing image: `oci:DIR` or `docker-archive:FILE`.
-    #[arg(long)]
-    pub from: Option<String>,
     /// Where to push: `host[:port]/repo[:tag]`.
     pub reference: String,
+    /// Push an existing image: `oci:DIR[:TAG]` or `docker-archive:FILE` (instead of building).
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["binary", "spec"])]
+    pub from: Option<String>,
+    /// How to build the image (as for `imgbuild build`).
+    #[command(flatten, next_help_heading = "Build options (as for `imgbuild build`)")]
+    pub build: PushBuildArgs,
+    /// Also tag the image TAG (repeat for several), besides the tag in REF.
+    #[arg(long = "tag", short = 't', value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Write `NAME@sha256:<digest>` to this file too.
+    #[arg(long, value_name = "FILE")]
+    pub digest_file: Option<PathBuf>,
+    /// ECR: create the repository if it does not exist.
+    #[arg(long)]
+    pub create_repository: bool,
+    /// ECR, with --create-repository: scan images on push.
+    #[arg(long, requires = "create_repository")]
+    pub scan_on_push: bool,
+    /// ECR, with --create-repository: whether tags can be overwritten.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MUTABILITY",
+        requires = "create_repository"
+    )]
+    pub image_tag_mutability: Option<TagMutability>,
+    /// Speak plain HTTP to this registry (`host[:port]`); repeatable. Loopback registries
+    /// always are.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Blobs uploaded at once.
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Upload blobs in PATCH chunks instead of one PUT each (some registries need it; ECR's
+    /// chunked uploads are known to break, so the default is monolithic).
+    #[arg(long)]
+    pub chunked: bool,
+    /// Chunk size in MiB for --chunked.
+    #[arg(long, value_name = "MIB", default_value_t = 16, requires = "chunked", value_parser = clap::value_parser!(u64).range(1..=5120))]
+    pub chunk_size: u64,
+    /// A repository on the same registry that may already hold the blobs: mount them from it
+    /// instead of uploading.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Option<String>,
+    /// Retries per request after transient failures (connection errors, 408, 429, 5xx).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+    /// Print one JSON object (reference, digest, tags, counts) instead of the reference.
+    #[arg(long)]
+    pub json: bool,
 }
 
-/// `imgbuild upload`.
+/// The build options `imgbuild push` takes: those of `imgbuild build` except the output, tag
+/// and JSON flags, which push has its own of, and the spec file, which is `--spec` here.
 #[derive(Debug, Args)]
+pub struct PushBuildArgs {
+    /// A spec file (`images/NAME.toml`); flags given too override it.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// The binary to put in the image (repeat for several platforms: an image index).
+    #[arg(long, value_name = "FILE")]
+    pub binary: Vec<PathBuf>,
+    /// The program's name in the image: the binary goes to /app/NAME [default: the file name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Target platform(s), e.g. `linux/amd64`.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Port to expose, e.g. `8080` or `53/udp` (repeatable).
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub port: Vec<String>,
+    /// Config label (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub label: Vec<(String, String)>,
+    /// Manifest annotation (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub annotation: Vec<(String, String)>,
+    /// Environment variable (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+    /// Argument passed to the binary (repeatable, in order).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// User to run as [default: 65532:65532 (nonroot)].
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Working directory [default: /app].
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Extra host file or directory for the app layer (repeatable).
+    #[arg(long, value_name = "SRC:DEST")]
+    pub add: Vec<String>,
+    /// Leave out the CA certificates.
+    #[arg(long)]
+    pub no_ca_certs: bool,
+    /// Include the host's time zone data.
+    #[arg(long)]
+    pub tzdata: bool,
+    /// Bundle the interpreter and shared libraries of a dynamically linked binary.
+    #[arg(long)]
+    pub bundle_libs: bool,
+    /// Layer compression [default: gzip].
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+    /// Compression level: gzip 0-9, zstd 1-22.
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<i32>,
+}
+
+/// ECR tag mutability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TagMutability {
+    /// Tags can be moved to another image.
+    Mutable,
+    /// A tag, once pushed, always names the same image.
+    Immutable,
+}
+
+/// `imgbuild upload`: what a CI job runs instead of `aws s3 cp`.
+///
+/// Refuses a binary that could not start in the fetch-mode image (which holds only the
+/// entrypoint), uploads it with its SHA-256 checksum (S3 verifies it and stores it for the
+/// entrypoint to check again), and prints the sha256 on stdout to pin in the task definition
+/// as `IMGBUILD_SHA256`. Credentials, region and endpoint come from the standard AWS
+/// configuration; `AWS_ENDPOINT_URL` selects an S3-compatible server (path-style addressing).
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  imgbuild upload ./server s3://my-bucket/server\n  \
+                       PIN=$(imgbuild upload -q ./server s3://my-bucket/server)"
+)]
 pub struct UploadArgs {
     /// The binary to upload.
     pub file: PathBuf,

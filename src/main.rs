@@ -146,7 +146,12 @@ fn inspect_text(
             if !a.runpath.is_empty() {
                 line("runpath", &a.runpath.join(":"));
             }
-            line("libc", a.libc.map_or("unknown or none", |l| l.as_str()));
+            let libc = match (a.libc, &a.go, a.linkage) {
+                (Some(l), _, _) => l.as_str(),
+                (None, Some(_), Some(imgbuild::elf::Linkage::Static)) => "none (Go runtime)",
+                (None, _, _) => "unknown",
+            };
+            line("libc", libc);
         }
     }
     if let Some(go) = &a.go {
@@ -270,11 +275,217 @@ fn on_interrupt_stop_build() {
 }
 
 fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
-    let _ = (args, quiet);
-    bail!("push: not implemented yet")
+    use imgbuild::{ecr, oci, reference::Reference, registry};
+    use std::io::IsTerminal;
+
+    let reference = Reference::parse(&args.reference)?;
+    let mut tags: Vec<String> = reference.tag.iter().cloned().collect();
+    for t in &args.tags {
+        reference.with_tag(t)?;
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    let registry_host = reference.registry().to_string();
+    let ecr_registry = ecr::parse_host(&registry_host);
+    if args.create_repository && ecr_registry.is_none() {
+        bail!(
+            "--create-repository applies to ECR registries only; {registry_host} is not one \
+             (other registries create a repository on its first push)"
+        );
+    }
+    // The image to push: an existing one, or one built now into a temp layout (kept until the
+    // push is over, since blobs stream from it).
+    let build_dir = tempfile::tempdir().context("creating a temp dir for the build")?;
+    let image = match &args.from {
+        Some(source) => oci::read::open(source).with_context(|| format!("reading {source}"))?,
+        None => {
+            let layout = build_dir.path().join("layout");
+            build_for_push(&args.build, &layout, quiet)?;
+            oci::read::read_layout(&layout, None).context("reading the image just built")?
+        }
+    };
+    let root = image.root().digest.clone();
+    if let Some(d) = reference.digest.as_ref().filter(|d| **d != root) {
+        bail!(
+            "{} names digest {d}, but the image's digest is {root}",
+            args.reference
+        );
+    }
+    let options = registry::Options {
+        jobs: args.jobs.into(),
+        chunk_size: args.chunked.then_some(args.chunk_size << 20),
+        insecure_registries: args.insecure_registry.clone(),
+        max_attempts: args.retries.saturating_add(1),
+        mount_from: args.mount_from.clone(),
+        progress: if quiet || args.json && !std::io::stderr().is_terminal() {
+            registry::ProgressMode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            registry::ProgressMode::Bar
+        } else {
+            registry::ProgressMode::Lines
+        },
+        ..registry::Options::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let report = runtime.block_on(async {
+        let credentials = match &ecr_registry {
+            Some(reg) => {
+                if args.create_repository {
+                    let settings = ecr::RepositorySettings {
+                        scan_on_push: args.scan_on_push,
+                        immutable_tags: args
+                            .image_tag_mutability
+                            .map(|m| m == cli::TagMutability::Immutable),
+                    };
+                    if ecr::create_repository(reg, &reference.repository, &settings).await?
+                        && !quiet
+                    {
+                        eprintln!("created ECR repository {}", reference.repository);
+                    }
+                }
+                Some(ecr::credentials(reg).await?)
+            }
+            None => registry::auth::from_docker_config(&registry_host)?,
+        };
+        let endpoint = registry::Endpoint::resolve(&registry_host, &args.insecure_registry)?;
+        let client = registry::Client::new(endpoint, &reference.repository, credentials, options)?;
+        client.push(&image, &tags).await.map_err(|err| {
+            let hint = ecr_registry
+                .as_ref()
+                .and_then(|reg| ecr::explain(&err, reg, &reference.repository));
+            let err = anyhow::Error::new(err);
+            match hint {
+                Some(h) => err.context(h),
+                None => err,
+            }
+        })
+    });
+    let report = report.with_context(|| format!("pushing to {}", args.reference))?;
+    let pinned = format!("{}@{}", reference.name(), report.digest);
+    if let Some(path) = &args.digest_file {
+        write_atomically(path, format!("{pinned}\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["reference"] = pinned.clone().into();
+        println!("{value}");
+    } else {
+        println!("{pinned}");
+    }
+    Ok(())
+}
+
+/// Builds the image `imgbuild push` was given build options for into the OCI layout `layout`.
+fn build_for_push(b: &cli::PushBuildArgs, layout: &std::path::Path, quiet: bool) -> Result<()> {
+    use imgbuild::spec::{CompressionKind, Spec};
+    if b.spec.is_none() && b.binary.is_empty() {
+        bail!("nothing to push: pass --binary FILE or --spec FILE to build, or --from SOURCE");
+    }
+    let spec = match &b.spec {
+        Some(path) => Spec::from_file(path)?,
+        None => Spec::default(),
+    };
+    let flags = Spec {
+        name: b.name.clone(),
+        output: Some(format!("oci:{}", layout.display())),
+        binary: b.binary.clone(),
+        platform: b.platform.clone(),
+        args: b.args.clone(),
+        env: b.env.iter().cloned().collect(),
+        workdir: b.workdir.clone(),
+        user: b.user.clone(),
+        ports: b.port.clone(),
+        labels: b.label.iter().cloned().collect(),
+        annotations: b.annotation.iter().cloned().collect(),
+        files: b.add.clone(),
+        ca_certs: b.no_ca_certs.then_some(false),
+        tzdata: b.tzdata.then_some(true),
+        bundle_libs: b.bundle_libs.then_some(true),
+        compression: b.compression.map(|c| match c {
+            cli::CompressionArg::Gzip => CompressionKind::Gzip,
+            cli::CompressionArg::Zstd => CompressionKind::Zstd,
+        }),
+        compression_level: b.compression_level,
+        ..Spec::default()
+    };
+    let spec = spec.overlay(flags);
+    let output = spec.output()?.context("no build output")?;
+    let plan = spec.into_plan().context("planning the image")?;
+    on_interrupt_stop_build();
+    let built = imgbuild::oci::build_image(&plan, &output)
+        .with_context(|| format!("building {}", plan.reference().0));
+    // The push that follows writes nothing locally: Ctrl-C may end it at once again.
+    // SAFETY: restoring the default disposition of a signal is always sound.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    }
+    let built = built?;
+    if !quiet {
+        eprintln!("imgbuild: built {} ({})", built.reference, built.digest);
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory and a rename, so the
+/// file appears whole or not at all.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)?;
+    Ok(())
 }
 
 fn upload(args: cli::UploadArgs, quiet: bool) -> Result<()> {
-    let _ = (args, quiet);
-    bail!("upload: not implemented yet")
+    use imgbuild::{elf, s3};
+    let dest = s3::S3Url::parse(&args.destination)?;
+    let analysis = elf::analyze_file(&args.file)
+        .with_context(|| format!("checking {} before uploading it", args.file.display()))?;
+    let name = args.file.file_name().map_or_else(
+        || args.file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    // The fetch-mode image holds nothing but the entrypoint: the server must start in an empty one.
+    let problems = elf::check(&name, &analysis, &elf::ImageRoot::default(), None);
+    if !problems.is_empty() {
+        let why: Vec<_> = problems.iter().map(|p| p.message.as_str()).collect();
+        bail!(
+            "not uploading {}: the entrypoint would refuse it: {}",
+            args.file.display(),
+            why.join("; ")
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let up = rt.block_on(async {
+        let client = s3::client_from_env().await;
+        s3::upload(&client, &args.file, &dest).await
+    })?;
+    println!("{}", up.sha256);
+    if !quiet {
+        let version = up
+            .version_id
+            .map(|v| format!(" (version {v})"))
+            .unwrap_or_default();
+        eprintln!(
+            "imgbuild: uploaded {} ({:.1} MB) to {}{version} in {} ms, S3 verified its sha256; \
+             pin it with IMGBUILD_SHA256={}",
+            args.file.display(),
+            up.size as f64 / 1e6,
+            up.url,
+            up.elapsed.as_millis(),
+            up.sha256
+        );
+    }
+    Ok(())
 }

@@ -673,3 +673,87 @@ fn docker_runs_bundled_c_programs() {
         assert_eq!(bundled, "hello from C\n", "{variant:?}");
     }
 }
+
+/// No false alarms: ELF executables installed on this (working) host all pass `check` against
+/// the host's own root, through ld.so.conf, multiarch directories, symlinked executables and
+/// `$ORIGIN` (the JDK's launchers, when installed, need it).
+#[test]
+fn host_executables_pass_check_on_the_host() {
+    let root = HostRoot("/".into());
+    let mut entries: Vec<PathBuf> = std::fs::read_dir("/usr/bin")
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .collect();
+    entries.sort();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for path in entries {
+        let Ok(a) = elf::analyze_file(&path) else {
+            continue;
+        };
+        if a.format != elf::Format::Elf || a.linkage != Some(Linkage::Dynamic) {
+            continue;
+        }
+        checked += 1;
+        let problems = elf::check(&path.to_string_lossy(), &a, &root, a.platform.as_ref());
+        if !problems.is_empty() {
+            failures.push(format!("{}: {problems:?}", path.display()));
+        }
+        if checked == 300 {
+            break;
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} dynamic executables in /usr/bin"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every architecture of the OCI platform table, from real Go cross-builds of a tiny program
+/// (the class, byte order and machine of each, e.g. big-endian 64-bit s390x).
+#[test]
+fn go_cross_builds_map_to_oci_platforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = temp_file(
+        &dir,
+        "main.go",
+        b"package main\n\nfunc main() { println(\"hi\") }\n",
+    );
+    let cases = [
+        ("amd64", "", "linux/amd64", 64, "little"),
+        ("arm64", "", "linux/arm64", 64, "little"),
+        ("arm", "7", "linux/arm/v7", 32, "little"),
+        ("arm", "6", "linux/arm/v6", 32, "little"),
+        ("386", "", "linux/386", 32, "little"),
+        ("ppc64le", "", "linux/ppc64le", 64, "little"),
+        ("s390x", "", "linux/s390x", 64, "big"),
+        ("riscv64", "", "linux/riscv64", 64, "little"),
+    ];
+    for (goarch, goarm, platform, bits, endian) in cases {
+        let out = dir.path().join(format!("hi-{goarch}{goarm}"));
+        let mut cmd = std::process::Command::new("go");
+        cmd.current_dir(dir.path())
+            .env("GOCACHE", util::fixtures_dir().join("gocache"))
+            .env("GO111MODULE", "off")
+            .env("CGO_ENABLED", "0")
+            .env("GOOS", "linux")
+            .env("GOARCH", goarch)
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(&src);
+        if !goarm.is_empty() {
+            cmd.env("GOARM", goarm);
+        }
+        run_ok(&mut cmd);
+        let j = inspect_json(&out);
+        assert_eq!(j["platform"], platform, "{goarch}: {j}");
+        assert_eq!(
+            (j["bits"].as_u64(), j["endian"].as_str()),
+            (Some(bits), Some(endian))
+        );
+        assert_eq!(j["linkage"], "static", "{goarch}");
+        assert_eq!(j["go"]["settings"]["GOARCH"], goarch, "{goarch}");
+        assert_eq!(j["runs_in_empty_image"], true, "{goarch}");
+    }
+}

@@ -130,8 +130,12 @@ fn check_elf(
         });
         return;
     }
-    let exe_path = name.starts_with('/').then_some(name);
-    let closure = ldso::closure(root, a, exe_path);
+    // `$ORIGIN` is the directory of the executable's real path (symlinks resolved).
+    let exe_path = name
+        .starts_with('/')
+        .then(|| root.real_path(name))
+        .flatten();
+    let closure = ldso::closure(root, a, exe_path.as_deref());
     for m in &closure.missing {
         let by = m
             .needed_by

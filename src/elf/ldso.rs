@@ -30,6 +30,12 @@ pub trait RootFs {
     fn exists(&self, path: &str) -> bool {
         self.read(path).is_some()
     }
+    /// The absolute path inside this root that `path` resolves to once every symlink is
+    /// followed (what the kernel reports as `/proc/self/exe`, the base of an executable's
+    /// `$ORIGIN`). The default returns `path` unchanged.
+    fn real_path(&self, path: &str) -> Option<String> {
+        Some(normalize(path))
+    }
     /// The names in the directory at the absolute `path` (following symlinks), sorted; empty
     /// when it does not exist. Used to expand `include` globs of ld.so.conf.
     fn list_dir(&self, path: &str) -> Vec<String> {
@@ -121,6 +127,13 @@ impl HostRoot {
         })?;
         Some(self.0.join(inner.trim_start_matches('/')))
     }
+
+    /// Like [`HostRoot::resolve`], as a path inside the root.
+    fn resolve_inner(&self, path: &str) -> Option<String> {
+        let host = self.resolve(path)?;
+        let inner = host.strip_prefix(&self.0).ok()?;
+        Some(format!("/{}", inner.to_string_lossy()))
+    }
 }
 
 impl RootFs for HostRoot {
@@ -135,6 +148,9 @@ impl RootFs for HostRoot {
     fn exists(&self, path: &str) -> bool {
         self.resolve(path)
             .is_some_and(|p| std::fs::symlink_metadata(p).is_ok())
+    }
+    fn real_path(&self, path: &str) -> Option<String> {
+        self.resolve_inner(path)
     }
     fn list_dir(&self, path: &str) -> Vec<String> {
         let Some(dir) = self.resolve(path) else {
@@ -192,6 +208,9 @@ impl RootFs for ImageRoot {
     fn exists(&self, path: &str) -> bool {
         self.resolve(path)
             .is_some_and(|p| self.files.contains_key(&p) || self.is_dir(&p))
+    }
+    fn real_path(&self, path: &str) -> Option<String> {
+        self.resolve(path)
     }
     fn list_dir(&self, path: &str) -> Vec<String> {
         let Some(dir) = self.resolve(path) else {
@@ -645,7 +664,7 @@ pub(crate) fn closure(root: &dyn RootFs, exe: &Analysis, exe_path: Option<&str>)
     };
     let mut queue: VecDeque<Object> = VecDeque::new();
     let mut objects = 0;
-    // Processes the needed names of `object` (the executable when `is_exe`).
+    // Resolves the needed names of `object`, queueing what it finds.
     let mut visit = |object: &Object, queue: &mut VecDeque<Object>, out: &mut Closure| {
         for name in &object.needed {
             if loaded.contains(name) || loader.builtin(name) {
@@ -757,7 +776,8 @@ pub fn bundle_closure_at(
             host_path,
         });
     }
-    let closure = closure(host, analysis, exe_path);
+    let exe_path = exe_path.and_then(|p| host.real_path(p));
+    let closure = closure(host, analysis, exe_path.as_deref());
     if let Some(m) = closure.missing.first() {
         return Err(Error::LibraryNotFound {
             library: m.name.clone(),
@@ -943,6 +963,38 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("/opt/a/private"), "searched dirs listed: {m}");
+    }
+
+    /// `$ORIGIN` of an executable called through a symlink is its real directory (like the
+    /// JDK's `/usr/bin/java -> /usr/lib/jvm/.../bin/java` with RUNPATH `$ORIGIN/../lib`).
+    #[test]
+    fn origin_of_a_symlinked_executable() {
+        let (dir, root, _) = tree();
+        let app = dir.path().join("opt/app");
+        std::fs::create_dir_all(app.join("bin")).unwrap();
+        std::fs::create_dir_all(app.join("lib")).unwrap();
+        std::fs::write(app.join("lib/libapp.so"), lib("libapp.so", &[], None)).unwrap();
+        let exe = build(&Spec {
+            interp: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needed: vec!["libapp.so".into(), "libc.so.6".into()],
+            runpath: Some("$ORIGIN/../lib".into()),
+            ..Spec::amd64()
+        });
+        std::fs::write(app.join("bin/app"), &exe).unwrap();
+        std::fs::create_dir_all(dir.path().join("usr/bin")).unwrap();
+        symlink("/opt/app/bin/app", dir.path().join("usr/bin/app")).unwrap();
+        let a = analyze(&exe).unwrap();
+        assert!(check("/usr/bin/app", &a, &root, None).is_empty());
+        let problems = check("app", &a, &root, None);
+        assert_eq!(problems.len(), 1, "location unknown: {problems:?}");
+        assert!(problems[0].message.contains("libapp.so"));
+        let files = bundle_closure_at(&a, Some("/usr/bin/app"), &root).unwrap();
+        assert!(
+            files
+                .iter()
+                .any(|f| f.host_path.ends_with("opt/app/lib/libapp.so")),
+            "{files:?}"
+        );
     }
 
     #[test]

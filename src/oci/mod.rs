@@ -17,6 +17,7 @@ pub mod gzip;
 pub mod image;
 pub mod layer;
 pub mod output;
+pub mod read;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

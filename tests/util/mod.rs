@@ -45,7 +45,12 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 /// Builds `name` in the fixtures dir with `build(tmp_path)` unless it is already there.
-fn cached(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
+///
+/// Builds are serialised within a test process (tests run on threads) and go to a temp name
+/// that is unique per process, so concurrent test processes never see a partial file.
+pub fn cached(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let dest = fixtures_dir().join(name);
     if dest.exists() {
         return dest;
@@ -158,5 +163,7 @@ pub fn sha256_file(path: &Path) -> String {
     format!("{:x}", Sha256::digest(&data))
 }
 
+pub mod docker;
 pub mod faultproxy;
 pub mod moto;
+pub mod registry;
