@@ -81,10 +81,27 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// GET `path` on 127.0.0.1:`port`, retrying for a bounded time while the server starts.
-fn http_get(port: u16, path: &str) -> String {
+/// GET `path` on 127.0.0.1:`port`, retrying for a bounded time while the server in
+/// `container` starts; gives up early when the container has stopped.
+fn http_get(container: &str, port: u16, path: &str) -> String {
     let mut last = String::new();
-    for _ in 0..100 {
+    for attempt in 0..100 {
+        if attempt % 10 == 9 {
+            let state = run(Command::new("docker").args([
+                "inspect",
+                "-f",
+                "{{.State.Running}}",
+                container,
+            ]));
+            if String::from_utf8_lossy(&state.stdout).trim() == "false" {
+                let logs = run(Command::new("docker").args(["logs", container]));
+                panic!(
+                    "container {container} stopped: {}{}",
+                    String::from_utf8_lossy(&logs.stdout),
+                    String::from_utf8_lossy(&logs.stderr)
+                );
+            }
+        }
         match std::net::TcpStream::connect(("127.0.0.1", port)) {
             Ok(mut s) => {
                 s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -137,7 +154,7 @@ fn assert_serves_http(binary: &Path, extra: &[&str]) {
         &format!("PORT={port}"),
         &tag,
     ]));
-    let answer = http_get(port, "/healthz");
+    let answer = http_get(&name, port, "/healthz");
     let logs = run(Command::new("docker").args(["logs", &name]));
     assert!(
         answer.contains("200 OK") && answer.ends_with("ok\n"),
@@ -698,6 +715,8 @@ fn a_spec_file_builds_like_flags_and_flags_override_it() {
     );
 }
 
+/// Regression: an interrupt surfaced as `ErrorKind::Interrupted`, which `write_all` retries
+/// forever, so an interrupted build spun instead of cleaning up and exiting.
 #[test]
 fn an_interrupted_build_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();

@@ -110,7 +110,8 @@ impl BlobWriter {
 impl Write for BlobWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if interrupted() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+            // Not ErrorKind::Interrupted: `write_all` would retry that forever.
+            return Err(io::Error::other("build interrupted"));
         }
         let n = self.file.write(data)?;
         self.hasher.update(&data[..n]);
