@@ -101,12 +101,9 @@ pub struct InspectArgs {
 pub struct BuildArgs {
     /// A spec file (`images/NAME.toml`); flags given too override it.
     pub spec: Option<PathBuf>,
-    /// The binary to put in the image (repeat for several platforms: an image index).
-    #[arg(long, value_name = "FILE")]
-    pub binary: Vec<PathBuf>,
-    /// The program's name in the image: the binary goes to /app/NAME [default: the file name].
-    #[arg(long)]
-    pub name: Option<String>,
+    /// What goes in the image.
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Image name and tag, e.g. `server:1.2` [default: NAME:latest].
     #[arg(long)]
     pub tag: Option<String>,
@@ -116,6 +113,20 @@ pub struct BuildArgs {
     /// replaced); an existing FILE is replaced. Outputs appear whole or not at all.
     #[arg(long, short, value_name = "DEST")]
     pub output: Option<String>,
+    /// Print one JSON object (digest, media type, platforms, reference) instead of the digest.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What goes in an image and how it runs: the options `build` and `push` share.
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
+    /// The binary to put in the image (repeat for several platforms: an image index).
+    #[arg(long, value_name = "FILE")]
+    pub binary: Vec<PathBuf>,
+    /// The program's name in the image: the binary goes to /app/NAME [default: the file name].
+    #[arg(long)]
+    pub name: Option<String>,
     /// Target platform(s), e.g. `linux/amd64`; binaries for other platforms are refused.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
     pub platform: Vec<String>,
@@ -170,9 +181,6 @@ pub struct BuildArgs {
     /// imgbuild, or target/x86_64-unknown-linux-musl/entrypoint/imgbuild-entrypoint].
     #[arg(long, value_name = "FILE")]
     pub entrypoint_binary: Option<PathBuf>,
-    /// Print one JSON object (digest, media type, platforms, reference) instead of the digest.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Layer compression.
@@ -203,11 +211,18 @@ pub struct PushArgs {
     /// Where to push: `host[:port]/repo[:tag]`.
     pub reference: String,
     /// Push an existing image: `oci:DIR[:TAG]` or `docker-archive:FILE` (instead of building).
-    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["binary", "spec"])]
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["binary", "spec", "fetch"])]
     pub from: Option<String>,
+    /// A spec file (`images/NAME.toml`) to build from; flags given too override it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Build options (as for `imgbuild build`)"
+    )]
+    pub spec: Option<PathBuf>,
     /// How to build the image (as for `imgbuild build`).
     #[command(flatten, next_help_heading = "Build options (as for `imgbuild build`)")]
-    pub build: PushBuildArgs,
+    pub image: ImageArgs,
     /// Also tag the image TAG (repeat for several), besides the tag in REF.
     #[arg(long = "tag", short = 't', value_name = "TAG")]
     pub tags: Vec<String>,
@@ -252,63 +267,6 @@ pub struct PushArgs {
     /// Print one JSON object (reference, digest, tags, counts) instead of the reference.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The build options `imgbuild push` takes: those of `imgbuild build` except the output, tag
-/// and JSON flags, which push has its own of, and the spec file, which is `--spec` here.
-#[derive(Debug, Args)]
-pub struct PushBuildArgs {
-    /// A spec file (`images/NAME.toml`); flags given too override it.
-    #[arg(long, value_name = "FILE")]
-    pub spec: Option<PathBuf>,
-    /// The binary to put in the image (repeat for several platforms: an image index).
-    #[arg(long, value_name = "FILE")]
-    pub binary: Vec<PathBuf>,
-    /// The program's name in the image: the binary goes to /app/NAME [default: the file name].
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Target platform(s), e.g. `linux/amd64`.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
-    pub platform: Vec<String>,
-    /// Port to expose, e.g. `8080` or `53/udp` (repeatable).
-    #[arg(long, value_name = "PORT[/PROTO]")]
-    pub port: Vec<String>,
-    /// Config label (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub label: Vec<(String, String)>,
-    /// Manifest annotation (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub annotation: Vec<(String, String)>,
-    /// Environment variable (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub env: Vec<(String, String)>,
-    /// Argument passed to the binary (repeatable, in order).
-    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub args: Vec<String>,
-    /// User to run as [default: 65532:65532 (nonroot)].
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Working directory [default: /app].
-    #[arg(long)]
-    pub workdir: Option<String>,
-    /// Extra host file or directory for the app layer (repeatable).
-    #[arg(long, value_name = "SRC:DEST")]
-    pub add: Vec<String>,
-    /// Leave out the CA certificates.
-    #[arg(long)]
-    pub no_ca_certs: bool,
-    /// Include the host's time zone data.
-    #[arg(long)]
-    pub tzdata: bool,
-    /// Bundle the interpreter and shared libraries of a dynamically linked binary.
-    #[arg(long)]
-    pub bundle_libs: bool,
-    /// Layer compression [default: gzip].
-    #[arg(long, value_enum)]
-    pub compression: Option<CompressionArg>,
-    /// Compression level: gzip 0-9, zstd 1-22.
-    #[arg(long, value_name = "N")]
-    pub compression_level: Option<i32>,
 }
 
 /// ECR tag mutability.

@@ -187,7 +187,11 @@ fn build(args: cli::BuildArgs, quiet: bool) -> Result<()> {
         None => Spec::default(),
     };
     let json = args.json;
-    let spec = spec.overlay(build_flags(args));
+    let spec = spec.overlay(imgbuild::spec::Spec {
+        tag: args.tag,
+        output: args.output,
+        ..image_flags(args.image)
+    });
     let output = spec
         .output()?
         .context("no output: pass --output oci:DIR, docker-archive:FILE or docker")?;
@@ -224,8 +228,8 @@ fn build(args: cli::BuildArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// The build flags as a spec, to overlay on a spec file.
-fn build_flags(args: cli::BuildArgs) -> imgbuild::spec::Spec {
+/// The image flags (shared by `build` and `push`) as a spec, to overlay on a spec file.
+fn image_flags(args: cli::ImageArgs) -> imgbuild::spec::Spec {
     use imgbuild::spec::{CompressionKind, Fetch, Spec};
     let wants_fetch =
         args.fetch.is_some() || args.sha256.is_some() || args.entrypoint_binary.is_some();
@@ -236,8 +240,6 @@ fn build_flags(args: cli::BuildArgs) -> imgbuild::spec::Spec {
     });
     Spec {
         name: args.name,
-        tag: args.tag,
-        output: args.output,
         binary: args.binary,
         platform: args.platform,
         args: args.args,
@@ -257,7 +259,7 @@ fn build_flags(args: cli::BuildArgs) -> imgbuild::spec::Spec {
         }),
         compression_level: args.compression_level,
         fetch,
-        base_dir: None,
+        ..Spec::default()
     }
 }
 
@@ -301,7 +303,7 @@ fn push(args: cli::PushArgs, quiet: bool) -> Result<()> {
         Some(source) => oci::read::open(source).with_context(|| format!("reading {source}"))?,
         None => {
             let layout = build_dir.path().join("layout");
-            build_for_push(&args.build, &layout, quiet)?;
+            build_for_push(&args, &layout, quiet)?;
             oci::read::read_layout(&layout, None).context("reading the image just built")?
         }
     };
@@ -392,37 +394,21 @@ const INTERRUPTED_PUSH: &str = "interrupted; the registry keeps the blobs alread
      running the same command again finishes the push without sending them twice";
 
 /// Builds the image `imgbuild push` was given build options for into the OCI layout `layout`.
-fn build_for_push(b: &cli::PushBuildArgs, layout: &std::path::Path, quiet: bool) -> Result<()> {
-    use imgbuild::spec::{CompressionKind, Spec};
-    if b.spec.is_none() && b.binary.is_empty() {
-        bail!("nothing to push: pass --binary FILE or --spec FILE to build, or --from SOURCE");
+fn build_for_push(b: &cli::PushArgs, layout: &std::path::Path, quiet: bool) -> Result<()> {
+    use imgbuild::spec::Spec;
+    if b.spec.is_none() && b.image.binary.is_empty() && b.image.fetch.is_none() {
+        bail!(
+            "nothing to push: pass --binary FILE, --fetch s3://BUCKET/KEY or --spec FILE to \
+             build, or --from SOURCE"
+        );
     }
     let spec = match &b.spec {
         Some(path) => Spec::from_file(path)?,
         None => Spec::default(),
     };
     let flags = Spec {
-        name: b.name.clone(),
         output: Some(format!("oci:{}", layout.display())),
-        binary: b.binary.clone(),
-        platform: b.platform.clone(),
-        args: b.args.clone(),
-        env: b.env.iter().cloned().collect(),
-        workdir: b.workdir.clone(),
-        user: b.user.clone(),
-        ports: b.port.clone(),
-        labels: b.label.iter().cloned().collect(),
-        annotations: b.annotation.iter().cloned().collect(),
-        files: b.add.clone(),
-        ca_certs: b.no_ca_certs.then_some(false),
-        tzdata: b.tzdata.then_some(true),
-        bundle_libs: b.bundle_libs.then_some(true),
-        compression: b.compression.map(|c| match c {
-            cli::CompressionArg::Gzip => CompressionKind::Gzip,
-            cli::CompressionArg::Zstd => CompressionKind::Zstd,
-        }),
-        compression_level: b.compression_level,
-        ..Spec::default()
+        ..image_flags(b.image.clone())
     };
     let spec = spec.overlay(flags);
     let output = spec.output()?.context("no build output")?;

@@ -9,12 +9,12 @@
 
 mod util;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use util::docker;
 use util::faultproxy::{Fault, FaultProxy, Rule};
 use util::moto::{Moto, ACCOUNT, REGION};
 use util::registry::{base64, Auth, Registry};
@@ -123,10 +123,6 @@ fn registry_mirror() -> &'static str {
     "IMGBUILD_REGISTRY_MIRROR"
 }
 
-fn stdout_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -175,72 +171,20 @@ fn empty_docker_config(dir: &Path) -> PathBuf {
     cfg
 }
 
-/// GET / on 127.0.0.1:port; the body when it answers 200.
-fn http_get(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(
-        &SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(1),
-    )
-    .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    resp.starts_with("HTTP/1.0 200").then_some(resp)
-}
-
-/// Removes a container and an image when dropped.
-struct DockerCleanup {
-    container: Option<String>,
-    image: String,
-}
-
-impl Drop for DockerCleanup {
-    fn drop(&mut self) {
-        if let Some(c) = &self.container {
-            let _ = Command::new("docker").args(["rm", "-f", c]).output();
-        }
-        let _ = Command::new("docker")
-            .args(["rmi", "-f", &self.image])
-            .output();
-    }
-}
-
 /// `docker pull` REF from the local registry, run it with host networking, and check that the
 /// server answers HTTP.
 fn docker_pull_and_run(reference: &str) {
-    let mut cleanup = DockerCleanup {
-        container: None,
-        image: reference.to_string(),
-    };
+    let mut cleanup = docker::Cleanup::default();
+    cleanup.images.push(reference.to_string());
     run_ok(Command::new("docker").args(["pull", "-q", reference]));
     let port = free_port();
-    let id = run_ok(Command::new("docker").args([
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "-e",
-        &format!("PORT={port}"),
-        reference,
-    ]));
-    cleanup.container = Some(id.trim().to_string());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(body) = http_get(port) {
-            assert!(body.contains("hello from imgbuild sample-server"), "{body}");
-            break;
-        }
-        if Instant::now() > deadline {
-            let logs = run(Command::new("docker").args(["logs", id.trim()]));
-            panic!(
-                "the pushed server did not answer on port {port}; logs:\n{}{}",
-                stdout_of(&logs),
-                stderr_of(&logs)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let name = docker::run_detached(&mut cleanup, reference, &[("PORT", port.to_string())], &[]);
+    let answer = docker::wait_for_http(port, "/", &name, 30);
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(
+        answer.contains("hello from imgbuild sample-server"),
+        "{answer}"
+    );
 }
 
 fn report(stdout: &str) -> serde_json::Value {
@@ -896,4 +840,45 @@ fn multi_platform_index_is_pushed_after_its_children() {
     assert_eq!(puts.len(), 3, "{puts:?}");
     assert!(puts[0].contains("/manifests/sha256:") && puts[1].contains("/manifests/sha256:"));
     assert!(puts[2].ends_with("/manifests/1"), "{puts:?}");
+}
+
+#[test]
+fn push_builds_the_fetch_mode_image_too() {
+    let reg = Registry::start(Auth::None);
+    let t = tempfile::tempdir().unwrap();
+    let cfg = empty_docker_config(t.path());
+    // Any static binary stands in for the entrypoint here; its image config is what is checked.
+    let entrypoint = util::c_program(util::CBuild::MuslStatic);
+    let pin = "cd".repeat(32);
+    let reference = format!("{}/fetch/server:1", reg.addr());
+    let out = run_ok(&mut push_cmd(
+        &cfg,
+        &[
+            "--fetch",
+            "s3://artifacts/server",
+            "--sha256",
+            &pin,
+            "--entrypoint-binary",
+            entrypoint.to_str().unwrap(),
+            &reference,
+        ],
+    ));
+    let digest = printed_digest(&out);
+    assert_eq!(skopeo_digest(&reference, None), digest);
+    let config = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        &format!("docker://{reference}"),
+    ]));
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let env = config["config"]["Env"].as_array().unwrap();
+    assert!(
+        env.contains(&"IMGBUILD_FETCH=s3://artifacts/server".into()),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&format!("IMGBUILD_SHA256={pin}").into()),
+        "{env:?}"
+    );
 }
