@@ -6,12 +6,9 @@
 #   IMGBUILD=target/release/imgbuild RUNS=7 bash scripts/bench/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-IMGBUILD=${IMGBUILD:-$PWD/target/release/imgbuild}
-RUNS=${RUNS:-7}
+. scripts/bench/lib.sh
 [ -x "$IMGBUILD" ] || cargo build -q --release --bin imgbuild
-for tool in hyperfine jq docker /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "bench/build: $tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
+need build hyperfine jq docker /usr/bin/time
 
 work=$(mktemp -d)
 tag="imgbuild-bench-$$"
@@ -21,12 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The input: the docker CLI when it is a static binary, else the sample server built static.
-bin=/usr/local/bin/docker
-if ! [ -f "$bin" ] || readelf -l "$bin" 2>/dev/null | grep -q 'program interpreter'; then
-  bin="$work/sample-server"
-  (cd images/sample-server && CGO_ENABLED=0 go build -o "$bin" .)
-fi
+bin=$(input_binary "$work")
 cp "$bin" "$work/app"
 size_mb=$(awk -v b="$(stat -c %s "$work/app")" 'BEGIN{printf "%.1f", b/1e6}')
 printf 'FROM scratch\nCOPY app /app\nENTRYPOINT ["/app"]\n' >"$work/Dockerfile"

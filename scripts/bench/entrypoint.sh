@@ -9,12 +9,10 @@
 #   RUNS=7 bash scripts/bench/entrypoint.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNS=${RUNS:-7}
+. scripts/bench/lib.sh
 ENTRYPOINT_BIN=${ENTRYPOINT_BIN:-}
 [ -n "$ENTRYPOINT_BIN" ] || ENTRYPOINT_BIN=$(bash scripts/build-entrypoint.sh)
-for tool in hyperfine jq docker /usr/bin/time /usr/bin/aws; do
-  command -v "$tool" >/dev/null || { echo "bench/entrypoint: $tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
+need entrypoint hyperfine jq docker /usr/bin/time /usr/bin/aws
 
 work=$(mktemp -d)
 tag="imgbuild-entrypoint-bench-$$"
@@ -26,12 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The object: the docker CLI when it is a static binary, else the sample server built static.
-bin=/usr/local/bin/docker
-if ! [ -f "$bin" ] || readelf -l "$bin" 2>/dev/null | grep -q 'program interpreter'; then
-  bin="$work/sample-server"
-  (cd images/sample-server && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -o "$bin" .)
-fi
+bin=$(input_binary "$work")
 cp "$bin" "$work/server"
 obj_bytes=$(stat -c %s "$work/server")
 sha=$(sha256sum "$work/server" | cut -d' ' -f1)

@@ -11,12 +11,9 @@
 #   IMGBUILD=target/release/imgbuild RUNS=7 bash scripts/bench/push.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-IMGBUILD=${IMGBUILD:-$PWD/target/release/imgbuild}
-RUNS=${RUNS:-7}
+. scripts/bench/lib.sh
 [ -x "$IMGBUILD" ] || cargo build -q --release --bin imgbuild
-for tool in hyperfine jq skopeo docker docker-registry /usr/bin/time python3; do
-  command -v "$tool" >/dev/null || { echo "bench/push: $tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
+need push hyperfine jq skopeo docker docker-registry /usr/bin/time python3
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -29,12 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The input: the docker CLI when it is a static binary, else the sample server built static.
-bin=/usr/local/bin/docker
-if ! [ -f "$bin" ] || readelf -l "$bin" 2>/dev/null | grep -q 'program interpreter'; then
-  bin="$work/sample-server"
-  (cd images/sample-server && CGO_ENABLED=0 go build -o "$bin" .)
-fi
+bin=$(input_binary "$work")
 cd "$work"
 cp "$bin" app
 cp "$bin" app2
