@@ -3,7 +3,7 @@
 # Idempotent: a second run on a set-up machine does nothing but check.
 set -euo pipefail
 
-APT_PKGS=(golang-go musl-tools skopeo umoci docker-registry apache2-utils cmake awscli jq zstd time hyperfine)
+APT_PKGS=(golang-go musl-tools gcc binutils skopeo umoci docker-registry apache2-utils cmake awscli jq zstd time hyperfine openssl curl)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
