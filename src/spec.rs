@@ -386,8 +386,9 @@ impl Spec {
             (CompressionKind::Zstd, Some(l)) if (1..=22).contains(&l) => Compression::Zstd(l),
             (kind, Some(l)) => {
                 return Err(Error::Invalid(format!(
-                "--compression-level {l} is out of range for {kind:?}: gzip takes 0-9, zstd 1-22"
-            )))
+                    "--compression-level {l} is out of range for {}: gzip takes 0-9, zstd 1-22",
+                    format!("{kind:?}").to_lowercase()
+                )))
             }
         };
         plan.reference = self.tag.clone();
