@@ -4,40 +4,15 @@
 
 mod util;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use util::docker::{self, unique, Cleanup};
 use util::{c_program, free_port, go_server, imgbuild, run, run_ok, sha256_file, CBuild, GoBuild};
-
-/// A name unique to this test run, for image tags and containers.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("imgbuild-test-{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// Removes Docker containers and images on drop.
-#[derive(Default)]
-struct DockerCleanup {
-    containers: Vec<String>,
-    images: Vec<String>,
-}
-
-impl Drop for DockerCleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = Command::new("docker").args(["rm", "-f", c]).output();
-        }
-        for i in &self.images {
-            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
-        }
-    }
-}
 
 /// Runs `imgbuild build ARGS` and returns the digest it printed.
 fn build(args: &[&str]) -> String {
@@ -81,51 +56,9 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// GET `path` on 127.0.0.1:`port`, retrying for a bounded time while the server in
-/// `container` starts; gives up early when the container has stopped.
-fn http_get(container: &str, port: u16, path: &str) -> String {
-    let mut last = String::new();
-    for attempt in 0..100 {
-        if attempt % 10 == 9 {
-            let state = run(Command::new("docker").args([
-                "inspect",
-                "-f",
-                "{{.State.Running}}",
-                container,
-            ]));
-            if String::from_utf8_lossy(&state.stdout).trim() == "false" {
-                let logs = run(Command::new("docker").args(["logs", container]));
-                panic!(
-                    "container {container} stopped: {}{}",
-                    String::from_utf8_lossy(&logs.stdout),
-                    String::from_utf8_lossy(&logs.stderr)
-                );
-            }
-        }
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(mut s) => {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                write!(
-                    s,
-                    "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-                )
-                .unwrap();
-                let mut body = String::new();
-                if s.read_to_string(&mut body).is_ok() && body.starts_with("HTTP/1.") {
-                    return body;
-                }
-                last = body;
-            }
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no HTTP answer on port {port}: {last}");
-}
-
 /// Builds `binary` with `extra` flags into the engine, runs it and checks it answers HTTP.
 fn assert_serves_http(binary: &Path, extra: &[&str]) {
-    let mut cleanup = DockerCleanup::default();
+    let mut cleanup = Cleanup::default();
     let tag = format!("{}:t", unique("run"));
     cleanup.images.push(tag.clone());
     let mut args = vec![
@@ -141,25 +74,12 @@ fn assert_serves_http(binary: &Path, extra: &[&str]) {
     args.extend_from_slice(extra);
     build(&args);
     let port = free_port();
-    let name = unique("srv");
-    cleanup.containers.push(name.clone());
-    run_ok(Command::new("docker").args([
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "-e",
-        &format!("PORT={port}"),
-        &tag,
-    ]));
-    let answer = http_get(&name, port, "/healthz");
-    let logs = run(Command::new("docker").args(["logs", &name]));
+    let name = docker::run_detached(&mut cleanup, &tag, &[("PORT", port.to_string())], &[]);
+    let answer = docker::wait_for_http(port, "/healthz", &name, 10);
     assert!(
         answer.contains("200 OK") && answer.ends_with("ok\n"),
-        "unexpected answer {answer:?}; container logs: {}",
-        String::from_utf8_lossy(&logs.stderr)
+        "unexpected answer {answer:?}; {}",
+        docker::logs(&name)
     );
 }
 
@@ -264,7 +184,7 @@ fn oci_layout_is_read_by_skopeo_and_unpacked_by_umoci() {
 fn docker_archives_from_us_and_from_skopeo_both_load() {
     let server = go_server(GoBuild::Static);
     let tmp = tempfile::tempdir().unwrap();
-    let mut cleanup = DockerCleanup::default();
+    let mut cleanup = Cleanup::default();
     let ours = format!("{}:ours", unique("archive"));
     let theirs = format!("{}:skopeo", unique("archive"));
     cleanup.images.extend([ours.clone(), theirs.clone()]);

@@ -58,12 +58,15 @@ pub fn http_get_once(port: u16, path: &str) -> Option<String> {
 }
 
 /// Waits up to `secs` for `GET path` on `port` to answer; panics with `container`'s logs when
-/// it does not.
+/// it does not, or as soon as the container has stopped.
 pub fn wait_for_http(port: u16, path: &str, container: &str, secs: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
+    for attempt in 0u32.. {
         if let Some(resp) = http_get_once(port, path) {
             return resp;
+        }
+        if attempt % 10 == 9 && !running(container) {
+            panic!("container {container} stopped; {}", logs(container));
         }
         if Instant::now() > deadline {
             panic!(
@@ -73,6 +76,13 @@ pub fn wait_for_http(port: u16, path: &str, container: &str, secs: u64) -> Strin
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    unreachable!("the loop returns or panics")
+}
+
+/// Whether container `name` is running.
+pub fn running(name: &str) -> bool {
+    let out = run(Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", name]));
+    String::from_utf8_lossy(&out.stdout).trim() == "true"
 }
 
 /// A container's logs (stdout and stderr), for failure messages.
