@@ -794,52 +794,10 @@ fn docker_image_serves_stops_on_sigterm_and_refuses_what_cannot_run() {
     assert_eq!(code, 0);
 }
 
-/// moto enforcing IAM authentication after its first `free_actions` requests
-/// (`INITIAL_NO_AUTH_ACTION_COUNT`): the setup runs as the admin, then only real IAM users
-/// with policies get through. Stopped on drop.
-struct AuthMoto {
-    child: Child,
-    port: u16,
-}
-
-impl AuthMoto {
-    fn start(free_actions: u32) -> AuthMoto {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", free_actions.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto; run scripts/setup.sh to install it");
-        let moto = AuthMoto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-}
-
-impl Drop for AuthMoto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn access_denied_names_the_principal_and_the_bucket_policy() {
-    let moto = AuthMoto::start(4);
-    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let moto = Moto::start_enforcing_auth(4);
+    let endpoint = moto.endpoint();
     // Four unauthenticated setup actions: bucket, object, an IAM user without policies, its key.
     let key = run_ok(Command::new("python3").arg("-c").arg(format!(
         "import boto3\n\

@@ -171,6 +171,29 @@ fn empty_docker_config(dir: &Path) -> PathBuf {
     cfg
 }
 
+/// Copies `docker://REF` out with skopeo and unpacks it with umoci (which verifies every
+/// digest) under `dir`; returns the rootfs.
+fn pull_and_unpack(dir: &Path, reference: &str, creds: Option<&str>) -> PathBuf {
+    let back = dir.join("back");
+    let mut copy = Command::new("skopeo");
+    copy.args(["copy", "--src-tls-verify=false"]);
+    if let Some(c) = creds {
+        copy.args(["--src-creds", c]);
+    }
+    run_ok(copy.args([
+        format!("docker://{reference}"),
+        format!("oci:{}:got", back.display()),
+    ]));
+    let bundle = dir.join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:got", back.display()))
+            .arg(&bundle),
+    );
+    bundle.join("rootfs")
+}
+
 /// `docker pull` REF from the local registry, run it with host networking, and check that the
 /// server answers HTTP.
 fn docker_pull_and_run(reference: &str) {
@@ -292,30 +315,8 @@ fn push_with_htpasswd_basic_auth_and_wrong_password_fails_fast() {
     assert_eq!(skopeo_digest(&reference, Some("ci:right-pass")), digest);
 
     // Unpack with umoci what skopeo copies back: the binary is the one we put in.
-    let back = t.path().join("back");
-    run_ok(Command::new("skopeo").args([
-        "copy",
-        "--src-tls-verify=false",
-        "--src-creds",
-        "ci:right-pass",
-        &format!("docker://{reference}"),
-        &format!("oci:{}:got", back.display()),
-    ]));
-    let bundle = t.path().join("bundle");
-    run_ok(
-        Command::new("umoci")
-            .args([
-                "unpack",
-                "--rootless",
-                "--image",
-                &format!("{}:got", back.display()),
-            ])
-            .arg(&bundle),
-    );
-    assert_eq!(
-        sha256_file(&bundle.join("rootfs/server")),
-        sha256_file(&server)
-    );
+    let rootfs = pull_and_unpack(t.path(), &reference, Some("ci:right-pass"));
+    assert_eq!(sha256_file(&rootfs.join("server")), sha256_file(&server));
 
     // Wrong password: a clear message, no retry storm, nothing uploaded.
     let before = reg.requests().len();
@@ -527,28 +528,8 @@ fn push_survives_503s_and_a_reset_mid_upload() {
     // The registry itself (not through the proxy) holds a complete, valid image.
     let direct = format!("{}/faulty/app:1", reg.addr());
     assert_eq!(skopeo_digest(&direct, None), digest);
-    let back = t.path().join("back");
-    run_ok(Command::new("skopeo").args([
-        "copy",
-        "--src-tls-verify=false",
-        &format!("docker://{direct}"),
-        &format!("oci:{}:got", back.display()),
-    ]));
-    let bundle = t.path().join("bundle");
-    run_ok(
-        Command::new("umoci")
-            .args([
-                "unpack",
-                "--rootless",
-                "--image",
-                &format!("{}:got", back.display()),
-            ])
-            .arg(&bundle),
-    );
-    assert_eq!(
-        sha256_file(&bundle.join("rootfs/server")),
-        sha256_file(&server)
-    );
+    let rootfs = pull_and_unpack(t.path(), &direct, None);
+    assert_eq!(sha256_file(&rootfs.join("server")), sha256_file(&server));
 }
 
 #[test]

@@ -24,6 +24,17 @@ pub struct Moto {
 impl Moto {
     /// Starts moto on a free port and waits until it answers.
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// Starts moto that enforces IAM authentication after its first `free_actions` requests
+    /// (`INITIAL_NO_AUTH_ACTION_COUNT`): set-up runs as the admin, then only real IAM users
+    /// with policies get through.
+    pub fn start_enforcing_auth(free_actions: u32) -> Moto {
+        Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", free_actions.to_string())])
+    }
+
+    fn start_with_env(env: &[(&str, String)]) -> Moto {
         let port = free_port();
         let child = Command::new("python3")
             .args([
@@ -34,6 +45,7 @@ impl Moto {
                 "-p",
                 &port.to_string(),
             ])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
