@@ -295,4 +295,7 @@ pub struct UploadArgs {
     pub file: PathBuf,
     /// Destination, `s3://bucket/key`.
     pub destination: String,
+    /// Print one JSON object (url, sha256, size, version_id, elapsed_ms) instead of the sha256.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -471,7 +471,18 @@ fn upload(args: cli::UploadArgs, quiet: bool) -> Result<()> {
         let client = s3::client_from_env().await;
         s3::upload(&client, &args.file, &dest).await
     })?;
-    println!("{}", up.sha256);
+    if args.json {
+        let v = serde_json::json!({
+            "url": up.url.to_string(),
+            "sha256": up.sha256,
+            "size": up.size,
+            "version_id": up.version_id,
+            "elapsed_ms": up.elapsed.as_millis() as u64,
+        });
+        println!("{v}");
+    } else {
+        println!("{}", up.sha256);
+    }
     if !quiet {
         let version = up
             .version_id

@@ -62,6 +62,21 @@ fn uploads_with_sha256_checksum_and_prints_the_pin() {
         &format!("import base64\nsys.stdout.write(base64.b64decode(c.head_object(Bucket='{BUCKET}', Key='app/server', ChecksumMode='ENABLED')['ChecksumSHA256']).hex())"),
     );
     assert_eq!(stored, pin, "S3 stored the full-object SHA-256");
+
+    // --json for scripts: one object with the same pin, and nothing else on stdout.
+    let mut cmd = imgbuild();
+    moto.configure(&mut cmd)
+        .args(["upload", "--json", "--quiet"])
+        .arg(&server)
+        .arg(format!("s3://{BUCKET}/app/server-json"));
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(v["sha256"], pin.as_str());
+    assert_eq!(v["url"], format!("s3://{BUCKET}/app/server-json").as_str());
+    assert_eq!(v["size"], std::fs::metadata(&server).unwrap().len());
+    assert!(stderr(&out).is_empty(), "--quiet: {}", stderr(&out));
 }
 
 #[test]
