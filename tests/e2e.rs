@@ -5,7 +5,8 @@
 //!   that htpasswd user) → `docker pull` → `docker run` → HTTP 200;
 //! - fetch mode: `imgbuild upload` to moto S3 → the fetch-mode image with the pin, in Docker →
 //!   HTTP 200; the object replaced by another binary → the pinned container refuses it;
-//! - the README's main command (`scripts/demo.sh`) runs as written.
+//! - the README's main command (`scripts/demo.sh`) and the local pipeline demo
+//!   (`scripts/pipeline-demo.sh`) run as written.
 
 mod util;
 
@@ -184,4 +185,23 @@ fn readme_demo_script_builds_and_runs_the_sample() {
         "{stdout}\n{stderr}"
     );
     assert!(stderr.contains("the container answered HTTP"), "{stderr}");
+}
+
+#[test]
+fn pipeline_demo_script_runs_both_modes() {
+    let out = run(Command::new("bash")
+        .arg(util::root().join("scripts/pipeline-demo.sh"))
+        .env("IMGBUILD", env!("CARGO_BIN_EXE_imgbuild")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pipeline demo failed:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        stdout.matches("hello from imgbuild sample-server").count(),
+        2,
+        "both modes answered: {stdout}"
+    );
+    assert!(stderr.contains("sha256 ok"), "{stderr}");
 }
