@@ -75,15 +75,11 @@ fn baked_mode_push_to_ecr_then_docker_pull_and_run() {
         cmd.arg("--config").arg(&docker_config).args(args);
         cmd
     };
+    let password_file = t.path().join("pw");
+    std::fs::write(&password_file, &password).unwrap();
     run_ok(
-        docker(&["login", "-u", "AWS", "--password-stdin", &registry.addr()]).stdin(
-            std::fs::File::open({
-                let p = t.path().join("pw");
-                std::fs::write(&p, &password).unwrap();
-                p
-            })
-            .unwrap(),
-        ),
+        docker(&["login", "-u", "AWS", "--password-stdin", &registry.addr()])
+            .stdin(std::fs::File::open(&password_file).unwrap()),
     );
     let mut cleanup = Cleanup::default();
     cleanup.images.push(local.clone());
